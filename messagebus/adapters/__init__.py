@@ -1,0 +1,1 @@
+"""Adapters: implementations of the ports over third-party libraries, one extra each."""

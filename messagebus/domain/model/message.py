@@ -1,0 +1,71 @@
+"""Messages: the commands that ask the domain to change and the events that say it did."""
+
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, Field
+
+from .ids import MessageId, new_message_id
+from .metadata import Metadata, TMetadata
+
+_VOLATILE_FIELDS = frozenset({"message_id", "created_at"})
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Message(BaseModel, Generic[TMetadata]):
+    """The base class of commands and events.
+
+    A message class declares its fields and, as the default value of ``metadata``,
+    the :class:`Metadata` that names and versions it.
+
+    Two messages are equal when they are of the same class and have the same fields,
+    whatever their ``message_id`` and ``created_at``: a test can compare the events a
+    handler raised with freshly built ones.
+    """
+
+    message_id: MessageId = Field(default_factory=new_message_id)
+    """The unique, time-ordered identifier (a UUID version 7) of this message."""
+    created_at: datetime = Field(default_factory=_utcnow)
+    """When the message was built, timezone-aware, in UTC."""
+    metadata: TMetadata
+    """The name, schema version and publication flag of the message type."""
+
+    def __repr__(self) -> str:
+        fields = " ".join(
+            f"{key}={value!r}"
+            for key, value in self.__dict__.items()
+            if key not in _VOLATILE_FIELDS and key != "metadata"
+        )
+        return f"<{type(self).__name__} {fields}>" if fields else f"<{type(self).__name__}>"
+
+    def __eq__(self, other: object) -> bool:
+        if type(self) is not type(other):
+            return NotImplemented if not isinstance(other, Message) else False
+        mine = self.__dict__
+        theirs = other.__dict__
+        return all(
+            value == theirs.get(key) for key, value in mine.items() if key not in _VOLATILE_FIELDS
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # equal messages may differ in id
+
+
+class GenericCommand(Message[TMetadata]):
+    """The base class of commands whose metadata is a custom :class:`Metadata` subclass."""
+
+
+class GenericEvent(Message[TMetadata]):
+    """The base class of events whose metadata is a custom :class:`Metadata` subclass."""
+
+
+Command = GenericCommand[Metadata]
+"""The base class of commands: a request to change the domain, handled once."""
+
+Event = GenericEvent[Metadata]
+"""The base class of events: a fact that happened, handled by any number of handlers."""
+
+TMessage = TypeVar("TMessage", bound=Message[Any])
+"""Any message type."""

@@ -1,0 +1,1 @@
+"""Ports: the abstract interfaces that adapters implement."""

@@ -1,0 +1,1 @@
+"""The asynchronous service layer, the source of the generated ``_sync`` package."""

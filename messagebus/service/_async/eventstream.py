@@ -1,0 +1,52 @@
+"""The event stream: transports that send serialized messages, and the publisher."""
+
+import abc
+from collections.abc import Mapping
+from typing import Any
+
+from messagebus.domain.model import Message
+from messagebus.service.eventstream import AbstractMessageSerializer, MessageSerializer
+
+__all__ = [
+    "AsyncAbstractEventstreamTransport",
+    "AsyncEventstreamPublisher",
+    "AsyncSinkholeEventstreamTransport",
+]
+
+
+class AsyncAbstractEventstreamTransport(abc.ABC):
+    """Sends serialized messages to an event stream (a broker, a log, a test list)."""
+
+    @abc.abstractmethod
+    async def send_message_serialized(self, message: Mapping[str, Any]) -> None:
+        """Send one serialized message; raise if the stream did not take it."""
+
+
+class AsyncSinkholeEventstreamTransport(AsyncAbstractEventstreamTransport):
+    """A transport that drops every message: the event stream is off."""
+
+    async def send_message_serialized(self, message: Mapping[str, Any]) -> None:
+        """Drop the message."""
+
+
+class AsyncEventstreamPublisher:
+    """Serializes the published messages and sends them through a transport.
+
+    :param transport: where the serialized messages go.
+    :param serializer: how a message becomes plain data; by default
+        :class:`~messagebus.service.eventstream.MessageSerializer`.
+    """
+
+    def __init__(
+        self,
+        transport: AsyncAbstractEventstreamTransport,
+        serializer: AbstractMessageSerializer | None = None,
+    ) -> None:
+        self.transport = transport
+        self.serializer = serializer if serializer is not None else MessageSerializer()
+
+    async def send_message(self, message: Message[Any]) -> None:
+        """Send ``message`` if its metadata says ``published=True``; skip it otherwise."""
+        if not message.metadata.published:
+            return
+        await self.transport.send_message_serialized(self.serializer.serialize_message(message))

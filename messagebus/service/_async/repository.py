@@ -1,0 +1,82 @@
+"""Repositories: the collections of models a unit of work hands to handlers.
+
+A repository remembers in ``seen`` the models it stored or loaded, so that the bus
+can collect the events they raised. The message store is the repository of the
+messages the bus handled; it buffers the published ones until the commit.
+"""
+
+import abc
+from collections.abc import MutableSequence
+from typing import Any, Generic, TypeVar
+
+from messagebus.domain.model import GenericModel, Message
+from messagebus.service._async.eventstream import AsyncEventstreamPublisher
+from messagebus.service._per_instance import PerInstance
+
+__all__ = [
+    "AsyncAbstractMessageStoreRepository",
+    "AsyncAbstractRepository",
+    "AsyncSinkholeMessageStoreRepository",
+    "TModel",
+]
+
+TModel = TypeVar("TModel", bound=GenericModel[Any])
+
+
+def _new_seen() -> MutableSequence[Any]:
+    return []
+
+
+class AsyncAbstractRepository(abc.ABC, Generic[TModel]):
+    """The base class of repositories.
+
+    Append to ``seen`` every model the repository stores or loads: the bus then
+    dispatches the events in their ``messages`` once the handler returns.
+    """
+
+    seen: MutableSequence[TModel] = PerInstance(_new_seen)  # type: ignore[assignment]
+    """The models touched in this transaction whose events are not collected yet."""
+
+    def __init__(self) -> None:
+        self.seen = []
+
+
+class AsyncAbstractMessageStoreRepository(abc.ABC):
+    """The base class of message stores: implement :meth:`_add` to keep messages.
+
+    :param publisher: sends the published messages to the event stream once the
+        transaction is committed; ``None`` publishes nothing.
+    """
+
+    def __init__(self, publisher: AsyncEventstreamPublisher | None = None) -> None:
+        self.publisher = publisher
+        self.stream_buffer: MutableSequence[Message[Any]] = []
+
+    @abc.abstractmethod
+    async def _add(self, message: Message[Any]) -> None:
+        """Store ``message`` in the transaction of the unit of work."""
+
+    async def add(self, message: Message[Any]) -> None:
+        """Store ``message`` and, if it is published, keep it for the event stream."""
+        await self._add(message)
+        if message.metadata.published:
+            self.stream_buffer.append(message)
+
+    async def publish_eventstream(self) -> None:
+        """Send the buffered messages to the event stream, then forget them."""
+        buffer, self.stream_buffer = self.stream_buffer, []
+        if self.publisher is None:
+            return
+        for message in buffer:
+            await self.publisher.send_message(message)
+
+    def discard_eventstream(self) -> None:
+        """Forget the buffered messages: their transaction rolled back."""
+        self.stream_buffer = []
+
+
+class AsyncSinkholeMessageStoreRepository(AsyncAbstractMessageStoreRepository):
+    """A message store that keeps nothing, the default of every unit of work."""
+
+    async def _add(self, message: Message[Any]) -> None:
+        """Drop the message."""

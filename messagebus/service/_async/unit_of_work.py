@@ -1,0 +1,253 @@
+"""The unit of work and the transaction it hands out.
+
+``async with uow as transaction`` opens a transaction that the block must end with
+``await transaction.commit()`` or ``await transaction.rollback()``. The rules, and
+where they are stricter than the PyPI ``messagebus`` package:
+
+- an exception in the block rolls back (unless committed) and propagates;
+- leaving the block without committing or rolling back raises
+  :class:`~messagebus.TransactionError`, and rolls back;
+- a commit is final: an exception after it leaves it committed, a later
+  ``rollback()`` raises, and ``detach()`` keeps it committed;
+- a rollback discards the messages buffered for the event stream;
+- after the block (or ``close()``) the status is ``closed``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
+
+from messagebus.domain.model import Message, TransactionError, TransactionStatus
+from messagebus.ports.observability import (
+    AbstractMetricsStore,
+    SinkholeMetricsStore,
+    TMetricsStore,
+)
+from messagebus.service._async.repository import (
+    AsyncAbstractMessageStoreRepository,
+    AsyncAbstractRepository,
+    AsyncSinkholeMessageStoreRepository,
+)
+from messagebus.service._per_instance import PerInstance
+
+if TYPE_CHECKING:
+    from messagebus.service._async.dependency import AsyncDependency
+
+__all__ = [
+    "AsyncAbstractMessageStoreRepository",
+    "AsyncAbstractUnitOfWork",
+    "AsyncUnitOfWorkTransaction",
+    "TAsyncMessageStore",
+    "TAsyncUow",
+    "TRepositories",
+]
+
+TAsyncMessageStore = TypeVar("TAsyncMessageStore", bound=AsyncAbstractMessageStoreRepository)
+"""The type of the message store of a unit of work."""
+
+TRepositories = TypeVar("TRepositories", bound=AsyncAbstractRepository[Any], covariant=True)
+"""The type of the repositories of a unit of work."""
+
+_running = TransactionStatus.running
+_streaming = TransactionStatus.streaming
+_committed = TransactionStatus.committed
+_rolledback = TransactionStatus.rolledback
+_closed = TransactionStatus.closed
+
+_SHARED_METRICS = SinkholeMetricsStore()
+
+
+class AsyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TAsyncMessageStore, TMetricsStore]):
+    """The base class of units of work.
+
+    Implement :meth:`commit` and :meth:`rollback`, and set the repositories as
+    attributes: every attribute that is a repository is part of the unit of work.
+    Set ``messagestore`` to keep the handled messages (by default each unit of work
+    gets its own :class:`AsyncSinkholeMessageStoreRepository`) and
+    ``metrics_store`` to count transactions and messages.
+    """
+
+    messagestore: TAsyncMessageStore = PerInstance(  # type: ignore[assignment]
+        AsyncSinkholeMessageStoreRepository
+    )
+    """Where the bus stores every message it processed."""
+    metrics_store: TMetricsStore = _SHARED_METRICS  # type: ignore[assignment]
+    """Where transactions and messages are counted; records nothing by default."""
+
+    def collect_new_events(self) -> Iterator[Message[Any]]:
+        """Yield, and forget, the events raised by the models in the repositories' ``seen``."""
+        for member in list(self.__dict__.values()):
+            if isinstance(member, AsyncAbstractRepository):
+                seen = member.seen
+                while seen:
+                    messages = seen.pop(0).messages
+                    while messages:
+                        yield messages.pop(0)
+
+    async def __aenter__(self) -> AsyncUnitOfWorkTransaction[Self]:
+        current: AsyncUnitOfWorkTransaction[Any] | None = self.__dict__.get("_transaction")
+        if current is not None and current.status is not _closed:
+            raise TransactionError(
+                f"{type(self).__name__} is already in a transaction "
+                f"({current.status.value}): finish it before opening another one, "
+                f"or give each concurrent task its own unit of work"
+            )
+        transaction = AsyncUnitOfWorkTransaction(self)
+        self._transaction = transaction
+        self.metrics_store.inc_beginned_transaction_count()
+        return transaction
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._transaction.__aexit__(exc_type, exc, tb)
+
+    @abc.abstractmethod
+    async def commit(self) -> None:
+        """Make the writes of the transaction durable."""
+
+    @abc.abstractmethod
+    async def rollback(self) -> None:
+        """Discard the writes of the transaction."""
+
+
+TAsyncUow = TypeVar("TAsyncUow", bound=AsyncAbstractUnitOfWork[Any, Any, Any])
+"""The type of a unit of work."""
+
+
+class AsyncUnitOfWorkTransaction(Generic[TAsyncUow]):
+    """A transaction of a unit of work, what ``async with uow`` returns.
+
+    The repositories of the unit of work are its attributes (``transaction.books``).
+    End it with :meth:`commit` or :meth:`rollback`; for a streaming response,
+    :meth:`detach` it from the block and :meth:`close` it when the stream ends.
+    """
+
+    uow: TAsyncUow
+    """The unit of work this transaction belongs to."""
+    status: TransactionStatus
+    """Where the transaction stands."""
+
+    def __init__(self, uow: TAsyncUow) -> None:
+        self.uow = uow
+        self.status = _running
+        self._detached = False
+        self._hooks: list[AsyncDependency] = []
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for names the transaction lacks: the unit of work's repositories.
+        return getattr(self.uow, name)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {type(self.uow).__name__} {self.status.value}>"
+
+    @property
+    def messagestore(self) -> AsyncAbstractMessageStoreRepository:
+        """The message store of the unit of work."""
+        return self.uow.messagestore  # type: ignore[no-any-return]
+
+    @property
+    def metrics_store(self) -> AbstractMetricsStore:
+        """The metrics store of the unit of work."""
+        return self.uow.metrics_store  # type: ignore[no-any-return]
+
+    def add_listener(self, listener: AsyncDependency) -> AsyncDependency:
+        """Tell ``listener`` how the transaction ends; return it."""
+        self._hooks.append(listener)
+        return listener
+
+    async def commit(self) -> None:
+        """Commit the transaction; raise :class:`TransactionError` if it is over."""
+        if self.status is not _running and self.status is not _streaming:
+            raise TransactionError(
+                f"Cannot commit a transaction that is {self.status.value}: "
+                f"commit() and rollback() end a transaction, once"
+            )
+        await self.uow.commit()
+        self.status = _committed
+        for hook in self._hooks:
+            await hook.on_after_commit()
+
+    async def rollback(self) -> None:
+        """Roll back the transaction and discard its messages for the event stream.
+
+        Rolling back twice is harmless; rolling back after a commit raises
+        :class:`TransactionError`: a commit is final.
+        """
+        if self.status is _rolledback:
+            return
+        if self.status is not _running and self.status is not _streaming:
+            raise TransactionError(
+                f"Cannot roll back a transaction that is {self.status.value}: "
+                f"a commit is final"
+            )
+        await self._rollback()
+
+    async def _rollback(self) -> None:
+        self.uow.messagestore.discard_eventstream()
+        try:
+            await self.uow.rollback()
+        finally:
+            self.status = _rolledback
+        for hook in self._hooks:
+            await hook.on_after_rollback()
+
+    async def detach(self) -> None:
+        """Keep the transaction open after its ``async with`` block, for streaming.
+
+        Call :meth:`close` when the response is sent. A committed transaction stays
+        committed (its messages are published on close); one still running is rolled
+        back on close unless it is committed first.
+        """
+        if self.status is _closed:
+            raise TransactionError("Cannot detach a closed transaction")
+        self._detached = True
+        if self.status is _running:
+            self.status = _streaming
+
+    async def close(self) -> None:
+        """Finish a detached transaction: roll back unless committed, then publish."""
+        if self.status is _closed:
+            raise TransactionError("The transaction is already closed")
+        if self.status is _running or self.status is _streaming:
+            await self._rollback()
+        await self._close()
+
+    async def _close(self) -> None:
+        status = self.status
+        self.status = _closed
+        self.uow.metrics_store.inc_transaction_closed_count(status)
+        if status is _committed:
+            await self.uow.messagestore.publish_eventstream()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is not None:
+            self.uow.metrics_store.inc_transaction_failed()
+            if self.status is _running or self.status is _streaming:
+                await self._rollback()
+            if self.status is not _closed:
+                await self._close()
+            return
+        if self._detached:
+            return
+        if self.status is _running:
+            await self._rollback()
+            await self._close()
+            raise TransactionError(
+                "The transaction was neither committed nor rolled back: call "
+                "`await transaction.commit()` or `await transaction.rollback()` "
+                "before the end of the block. It has been rolled back."
+            )
+        if self.status is not _closed:
+            await self._close()

@@ -1,0 +1,232 @@
+# Generated from the _async package by scripts/generate_sync.py: do not edit.
+"""The message bus: it finds the handler of a command and the handlers of each event.
+
+Handlers are registered with :func:`sync_listen` and found by
+:meth:`SyncMessageBus.scan`, or added with :meth:`SyncMessageBus.add_listener`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+import typing
+from collections import deque
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any, Generic
+
+import venusian
+
+from messagebus.domain.model import GenericCommand, Message
+from messagebus.service._sync.dependency import SyncDependency, SyncMessageHook
+from messagebus.service._sync.unit_of_work import SyncUnitOfWorkTransaction, TSyncUow
+from messagebus.service._types import TSyncHandler
+from messagebus.service.errors import ConfigurationError
+
+__all__ = ["SyncMessageBus", "ConfigurationError", "sync_listen"]
+
+_CATEGORY = "sync_messagebus"
+
+
+def sync_listen(wrapped: TSyncHandler) -> TSyncHandler:
+    """Mark a function as the handler of the message its first parameter names.
+
+    The first parameter is annotated with a command or event class, the second
+    receives the transaction, the others are dependencies, injected by name.
+    ``bus.scan()`` registers the handlers of the scanned modules; the function
+    itself is returned unchanged. A command has one handler, an event any number.
+    """
+
+    def register(scanner: Any, name: str, handler: Any) -> None:
+        bus = getattr(scanner, _CATEGORY, None)
+        if bus is not None:
+            bus.add_listener(_message_type(handler), handler)
+
+    venusian.attach(wrapped, register, category=_CATEGORY)
+    return wrapped
+
+
+class SyncMessageBus(Generic[TSyncUow]):
+    """Dispatches commands and events to their handlers within a transaction.
+
+    :param dependencies: dependencies injected by parameter name into the handlers;
+        each value is a class (or any factory) called on every :meth:`handle`. An
+        :class:`SyncDependency` made this way is told how the transaction ended.
+    """
+
+    def __init__(self, **dependencies: Any) -> None:
+        self.commands_registry: dict[type[Message[Any]], SyncMessageHook] = {}
+        self.events_registry: dict[type[Message[Any]], list[SyncMessageHook]] = {}
+        self.dependencies: dict[str, Callable[[], Any]] = dict(dependencies)
+
+    def add_listener(self, msg_type: type[Message[Any]], callback: Callable[..., Any]) -> None:
+        """Register ``callback`` as a handler of ``msg_type``.
+
+        :raises ConfigurationError: ``msg_type`` is not a message class, or is a
+            command that already has a handler.
+        """
+        if not (isinstance(msg_type, type) and issubclass(msg_type, Message)):
+            raise ConfigurationError(
+                f"{_name(callback)} listens to {msg_type!r}, which is not a command "
+                f"or an event class"
+            )
+        hook = _make_hook(callback)
+        if issubclass(msg_type, GenericCommand):
+            existing = self.commands_registry.get(msg_type)
+            if existing is not None:
+                raise ConfigurationError(
+                    f"{msg_type.__name__} has two handlers, {_name(existing.callback)} and "
+                    f"{_name(callback)}: a command has exactly one handler"
+                )
+            self.commands_registry[msg_type] = hook
+        else:
+            self.events_registry.setdefault(msg_type, []).append(hook)
+
+    def remove_listener(self, msg_type: type[Message[Any]], callback: Callable[..., Any]) -> None:
+        """Unregister ``callback`` as a handler of ``msg_type``.
+
+        :raises ConfigurationError: ``callback`` is not a handler of ``msg_type``.
+        """
+        command_hook = self.commands_registry.get(msg_type)
+        if command_hook is not None and command_hook.callback == callback:
+            del self.commands_registry[msg_type]
+            return
+        hooks = self.events_registry.get(msg_type, [])
+        for hook in hooks:
+            if hook.callback == callback:
+                hooks.remove(hook)
+                if not hooks:
+                    del self.events_registry[msg_type]
+                return
+        raise ConfigurationError(
+            f"{_name(callback)} is not a handler of {getattr(msg_type, '__name__', msg_type)}"
+        )
+
+    def handle(
+        self,
+        command: GenericCommand[Any],
+        transaction: SyncUnitOfWorkTransaction[TSyncUow],
+        **transient_dependencies: Any,
+    ) -> Any:
+        """Handle ``command`` and the events it causes; return the command handler's result.
+
+        The command's handler runs first; then, after each handler, the events raised
+        by the models in the repositories' ``seen`` are handled in order, cascading.
+        Every message processed goes to the message store.
+
+        :param transient_dependencies: dependencies for this call only, by name.
+        :raises ConfigurationError: the command has no handler.
+        :raises MissingDependencyError: a handler needs a dependency nobody gave.
+        """
+        hook = self.commands_registry.get(type(command))
+        if hook is None:
+            raise ConfigurationError(
+                f"{type(command).__name__} has no handler: decorate a function with "
+                f"@sync_listen and pass its module to bus.scan()"
+            )
+        uow = transaction.uow
+        metrics = uow.metrics_store
+        with metrics.command_processing_timer(command):
+            if self.dependencies or transient_dependencies:
+                dependencies = self._resolve(transaction, transient_dependencies)
+            else:
+                dependencies = {}
+            messagestore = uow.messagestore
+            metrics.inc_messages_processed_total(command.metadata)
+            if hook.plain:
+                result = hook.callback(command, transaction)
+            else:
+                result = hook(command, transaction, dependencies)
+            queue = deque(uow.collect_new_events())
+            messagestore.add(command)
+            events_registry = self.events_registry
+            while queue:
+                message = queue.popleft()
+                metrics.inc_messages_processed_total(message.metadata)
+                hooks = events_registry.get(type(message))
+                if hooks is None:
+                    hooks = self._command_hooks(message)
+                for hook in hooks:
+                    if hook.plain:
+                        hook.callback(message, transaction)
+                    else:
+                        hook(message, transaction, dependencies)
+                    queue.extend(uow.collect_new_events())
+                messagestore.add(message)
+        return result
+
+    def _command_hooks(self, message: Message[Any]) -> list[SyncMessageHook]:
+        hook = self.commands_registry.get(type(message))
+        return [hook] if hook is not None else []
+
+    def _resolve(
+        self,
+        transaction: SyncUnitOfWorkTransaction[Any],
+        transient_dependencies: dict[str, Any],
+    ) -> dict[str, Any]:
+        dependencies = {name: factory() for name, factory in self.dependencies.items()}
+        dependencies.update(transient_dependencies)
+        for dependency in dependencies.values():
+            if isinstance(dependency, SyncDependency):
+                transaction.add_listener(dependency)
+        return dependencies
+
+    def scan(self, *mods: str | ModuleType, stack_depth: int = 1) -> None:
+        """Register the handlers decorated with :func:`sync_listen` in ``mods``.
+
+        Each name is a module or a package, scanned with its subpackages; a
+        relative name (``".handlers"``) is resolved against the caller's package.
+
+        :param stack_depth: how many frames up the caller is, for relative names.
+        """
+        caller = sys._getframe(stack_depth).f_globals
+        package = caller.get("__package__") or caller.get("__name__")
+        scanner = venusian.Scanner(**{_CATEGORY: self})
+        for mod in mods:
+            if isinstance(mod, str):
+                if mod.startswith(".") and not package:
+                    raise ConfigurationError(
+                        f"Cannot scan {mod!r}: a relative name needs a calling package; "
+                        f"use the absolute module name"
+                    )
+                mod = importlib.import_module(mod, package)
+            scanner.scan(mod, categories=(_CATEGORY,))
+
+
+def _make_hook(callback: Callable[..., Any]) -> SyncMessageHook:
+    parameters = list(inspect.signature(callback).parameters.values())[2:]
+    required = [p.name for p in parameters if p.default is p.empty and _is_named(p)]
+    optional = [p.name for p in parameters if p.default is not p.empty and _is_named(p)]
+    return SyncMessageHook(callback, required, optional)
+
+
+def _is_named(parameter: inspect.Parameter) -> bool:
+    return parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+
+
+def _message_type(handler: Callable[..., Any]) -> type[Message[Any]]:
+    """Return the message class the first parameter of ``handler`` is annotated with."""
+    parameters = list(inspect.signature(handler).parameters)
+    if not parameters:
+        raise ConfigurationError(
+            f"{_name(handler)} takes no parameter: a handler's first parameter is "
+            f"the message, annotated with its class"
+        )
+    try:
+        hints = typing.get_type_hints(handler)
+    except Exception as error:
+        raise ConfigurationError(
+            f"Cannot read the annotations of {_name(handler)}: {error}"
+        ) from error
+    annotation = hints.get(parameters[0])
+    if not (isinstance(annotation, type) and issubclass(annotation, Message)):
+        raise ConfigurationError(
+            f"The first parameter of {_name(handler)}, {parameters[0]!r}, must be "
+            f"annotated with a command or event class, not {annotation!r}"
+        )
+    return annotation
+
+
+def _name(function: Callable[..., Any]) -> str:
+    return f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', function)}"

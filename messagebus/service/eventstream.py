@@ -1,0 +1,36 @@
+"""Serializers: how a message is turned into plain data for an event-stream transport."""
+
+import abc
+from collections.abc import Mapping
+from typing import Any
+
+from messagebus.domain.model import Message
+
+_ENVELOPE_FIELDS = frozenset({"message_id", "created_at", "metadata"})
+
+
+class AbstractMessageSerializer(abc.ABC):
+    """Turns a message into a mapping of plain Python values that a transport can send."""
+
+    @abc.abstractmethod
+    def serialize_message(self, message: Message[Any]) -> Mapping[str, Any]:
+        """Return ``message`` as a mapping of JSON-compatible values."""
+
+
+class MessageSerializer(AbstractMessageSerializer):
+    """The default serializer.
+
+    It returns ``id`` (the message id), ``created_at`` (ISO 8601), ``type``
+    (``{name}_v{schema_version}``) and ``payload``, the JSON of the message's own
+    fields (without its id, date and metadata).
+    """
+
+    def serialize_message(self, message: Message[Any]) -> Mapping[str, Any]:
+        """Return the envelope of ``message`` with its fields as a JSON string."""
+        metadata = message.metadata
+        return {
+            "id": str(message.message_id),
+            "created_at": message.created_at.isoformat(),
+            "type": f"{metadata.name}_v{metadata.schema_version}",
+            "payload": message.model_dump_json(exclude=_ENVELOPE_FIELDS),
+        }

@@ -1,0 +1,68 @@
+"""Every check a contributor runs, one session each: `nox -l` lists them.
+
+`nox` alone runs the default sessions, the same as CI (`.ci/run`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2024.4.15"
+nox.options.error_on_missing_interpreters = True
+nox.options.sessions = ["tests", "lint", "typecheck", "unasync"]
+
+ROOT = Path(__file__).parent
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+
+
+def install(session: nox.Session, *groups: str, extras: str = "") -> None:
+    """Install the package (editable, with ``extras``) and the dependency ``groups``."""
+    requirements = [
+        requirement
+        for group in groups
+        for requirement in nox.project.dependency_groups(PYPROJECT, group)
+    ]
+    session.install("--upgrade", "pip")
+    session.install("-e", f".[{extras}]" if extras else ".", *requirements)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite: unit tests, integration tests, docs and cookbook."""
+    install(session, "test", extras="prometheus")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Check style and formatting with ruff."""
+    install(session, "lint")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """Run mypy --strict on the package and on the typed usage files of both APIs."""
+    install(session, "typecheck", extras="prometheus")
+    session.run("mypy")
+    session.run("mypy", "--strict", "typing_tests")
+
+
+@nox.session
+def unasync(session: nox.Session) -> None:
+    """Check that the generated sync code is up to date (`-- --write` regenerates it)."""
+    install(session, "unasync")
+    if "--write" in session.posargs:
+        session.run("python", "scripts/generate_sync.py")
+    else:
+        session.run("python", "scripts/generate_sync.py", "--check")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmark the bus against messagebus 0.16.1 from PyPI and a hand-written floor."""
+    install(session, "bench")
+    session.run("python", "-m", "bench", *session.posargs)

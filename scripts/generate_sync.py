@@ -1,0 +1,160 @@
+"""Generate the sync twins of the ``_async`` packages, or check that they are up to date.
+
+    python scripts/generate_sync.py          # write messagebus/service/_sync and tests/unit/_sync
+    python scripts/generate_sync.py --check  # regenerate into a temporary folder and compare
+
+The check fails when a generated file differs from the committed one, when a
+committed ``_sync`` file has no ``_async`` source, and when a replacement rule
+below matches nothing (a stale rule hides a drift).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import tokenize_rt
+import unasync
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PAIRS = [
+    ("messagebus/service/_async", "messagebus/service/_sync"),
+    ("tests/unit/_async", "tests/unit/_sync"),
+    ("typing_tests/_async", "typing_tests/_sync"),
+]
+
+# Names unasync does not rename by itself (it already turns AsyncFoo into SyncFoo).
+REPLACEMENTS = {
+    "_async": "_sync",
+    "async_listen": "sync_listen",
+    "async_messagebus": "sync_messagebus",
+    "TAsyncUow": "TSyncUow",
+    "TAsyncMessageStore": "TSyncMessageStore",
+    "TAsyncHandler": "TSyncHandler",
+}
+
+# Docstrings and comments are prose: unasync leaves them alone, these fix them.
+PROSE = [
+    (re.compile(r"\bAsync(?=[A-Z])"), "Sync"),
+    (re.compile(r"\basync with\b"), "with"),
+    (re.compile(r"\basync def\b"), "def"),
+    (re.compile(r"\basync for\b"), "for"),
+    (re.compile(r"\bawait "), ""),
+    (re.compile(r"\basync_listen\b"), "sync_listen"),
+    (re.compile(r"\b_async\b"), "_sync"),
+    (re.compile(r"\basynchronous\b"), "synchronous"),
+    (re.compile(r"\bcoroutine function\b"), "function"),
+]
+
+HEADER = "# Generated from the _async package by scripts/generate_sync.py: do not edit.\n"
+
+
+def _sources(source_dir: Path) -> list[Path]:
+    return sorted(p for p in source_dir.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def _fix_prose(text: str) -> str:
+    tokens = tokenize_rt.src_to_tokens(text)
+    for index, token in enumerate(tokens):
+        if token.name in ("STRING", "COMMENT"):
+            src = token.src
+            for pattern, replacement in PROSE:
+                src = pattern.sub(replacement, src)
+            tokens[index] = token._replace(src=src)
+    return tokenize_rt.tokens_to_src(tokens)
+
+
+def generate(into: Path) -> set[str]:
+    """Write every sync twin below ``into``; return the replacement rules that matched."""
+    used: set[str] = set()
+    for source_rel, target_rel in PAIRS:
+        source_dir = ROOT / source_rel
+        if not source_dir.exists():
+            continue
+        rule = unasync.Rule(str(source_dir), str(into / target_rel), REPLACEMENTS)
+        files = _sources(source_dir)
+        unasync.unasync_files([str(p) for p in files], [rule])
+        for path in files:
+            names = {t.src for t in tokenize_rt.src_to_tokens(path.read_text()) if t.name == "NAME"}
+            strings = {t.src[1:-1] for t in tokenize_rt.src_to_tokens(path.read_text()) if t.name == "STRING"}
+            used |= (names | strings) & REPLACEMENTS.keys()
+            target = into / target_rel / path.relative_to(source_dir)
+            target.write_text(HEADER + _fix_prose(target.read_text()))
+    subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--quiet", str(into)], check=True, cwd=ROOT
+    )
+    subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--quiet", "--fix-only", "--select", "I,F401", str(into)],
+        check=True,
+        cwd=ROOT,
+    )
+    subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--quiet", str(into)], check=True, cwd=ROOT
+    )
+    return used
+
+
+def check() -> int:
+    problems: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        # ruff reads its settings from pyproject.toml above the files it formats
+        shutil.copy(ROOT / "pyproject.toml", out / "pyproject.toml")
+        used = generate(out)
+        for rule in sorted(REPLACEMENTS.keys() - used):
+            problems.append(f"replacement rule {rule!r} matched nothing: remove it")
+        for _, target_rel in PAIRS:
+            expected_dir, actual_dir = out / target_rel, ROOT / target_rel
+            expected = {p.relative_to(expected_dir) for p in _sources(expected_dir)} if expected_dir.exists() else set()
+            actual = {p.relative_to(actual_dir) for p in _sources(actual_dir)} if actual_dir.exists() else set()
+            for rel in sorted(actual - expected):
+                problems.append(f"{target_rel}/{rel} has no _async source: delete it")
+            for rel in sorted(expected):
+                want = (expected_dir / rel).read_text()
+                have = (actual_dir / rel).read_text() if rel in actual else ""
+                if want != have:
+                    diff = difflib.unified_diff(
+                        have.splitlines(keepends=True),
+                        want.splitlines(keepends=True),
+                        f"{target_rel}/{rel} (committed)",
+                        f"{target_rel}/{rel} (generated)",
+                    )
+                    problems.append("".join(diff))
+    for problem in problems:
+        print(problem)
+    if problems:
+        print("The sync code is stale: run `nox -s unasync -- --write` (or python scripts/generate_sync.py).")
+        return 1
+    print("The sync code is up to date.")
+    return 0
+
+
+def write() -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        shutil.copy(ROOT / "pyproject.toml", out / "pyproject.toml")
+        generate(out)
+        for _, target_rel in PAIRS:
+            if (out / target_rel).exists():
+                shutil.rmtree(ROOT / target_rel, ignore_errors=True)
+                shutil.copytree(out / target_rel, ROOT / target_rel)
+    print("Wrote the sync code.")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="compare instead of writing")
+    args = parser.parse_args()
+    return check() if args.check else write()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
