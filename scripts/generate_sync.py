@@ -71,6 +71,25 @@ def _fix_prose(text: str) -> str:
     return tokenize_rt.tokens_to_src(tokens)
 
 
+def _words(source: str) -> set[str]:
+    """The names and the one-word strings of ``source``: what a replacement rule can match."""
+    words = set()
+    for token in tokenize_rt.src_to_tokens(source):
+        if token.name == "NAME":
+            words.add(token.src)
+        elif token.name == "STRING":
+            words.add(token.src[1:-1])
+    return words
+
+
+def _ruff(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "ruff", *args], check=True, cwd=ROOT)
+
+
+def _relative_sources(folder: Path) -> set[Path]:
+    return {p.relative_to(folder) for p in _sources(folder)} if folder.exists() else set()
+
+
 def generate(into: Path) -> set[str]:
     """Write every sync twin below ``into``; return the replacement rules that matched."""
     used: set[str] = set()
@@ -82,22 +101,14 @@ def generate(into: Path) -> set[str]:
         files = _sources(source_dir)
         unasync.unasync_files([str(p) for p in files], [rule])
         for path in files:
-            names = {t.src for t in tokenize_rt.src_to_tokens(path.read_text()) if t.name == "NAME"}
-            strings = {t.src[1:-1] for t in tokenize_rt.src_to_tokens(path.read_text()) if t.name == "STRING"}
-            used |= (names | strings) & REPLACEMENTS.keys()
+            used |= _words(path.read_text()) & REPLACEMENTS.keys()
             target = into / target_rel / path.relative_to(source_dir)
             target.write_text(HEADER + _fix_prose(target.read_text()))
-    subprocess.run(
-        [sys.executable, "-m", "ruff", "format", "--quiet", str(into)], check=True, cwd=ROOT
-    )
-    subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "--quiet", "--fix-only", "--select", "I,F401", str(into)],
-        check=True,
-        cwd=ROOT,
-    )
-    subprocess.run(
-        [sys.executable, "-m", "ruff", "format", "--quiet", str(into)], check=True, cwd=ROOT
-    )
+    # Format, sort the imports whose names changed, and format again: the same steps as
+    # for the source, so that only real differences show.
+    _ruff("format", "--quiet", "--no-cache", str(into))
+    _ruff("check", "--quiet", "--no-cache", "--fix-only", "--select", "I,F401", str(into))
+    _ruff("format", "--quiet", "--no-cache", str(into))
     return used
 
 
@@ -112,8 +123,8 @@ def check() -> int:
             problems.append(f"replacement rule {rule!r} matched nothing: remove it")
         for _, target_rel in PAIRS:
             expected_dir, actual_dir = out / target_rel, ROOT / target_rel
-            expected = {p.relative_to(expected_dir) for p in _sources(expected_dir)} if expected_dir.exists() else set()
-            actual = {p.relative_to(actual_dir) for p in _sources(actual_dir)} if actual_dir.exists() else set()
+            expected = _relative_sources(expected_dir)
+            actual = _relative_sources(actual_dir)
             for rel in sorted(actual - expected):
                 problems.append(f"{target_rel}/{rel} has no _async source: delete it")
             for rel in sorted(expected):
@@ -130,7 +141,7 @@ def check() -> int:
     for problem in problems:
         print(problem)
     if problems:
-        print("The sync code is stale: run `nox -s unasync -- --write` (or python scripts/generate_sync.py).")
+        print("The sync code is stale: regenerate it with `nox -s unasync -- --write`.")
         return 1
     print("The sync code is up to date.")
     return 0

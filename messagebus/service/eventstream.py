@@ -6,7 +6,7 @@ from typing import Any
 
 from messagebus.domain.model import Message
 
-_ENVELOPE_FIELDS = frozenset({"message_id", "created_at", "metadata"})
+_ENVELOPE_FIELDS: set[str] = {"message_id", "created_at", "metadata"}
 
 
 class AbstractMessageSerializer(abc.ABC):

@@ -27,9 +27,7 @@ class GenericModel(BaseModel, Generic[TMetadata]):
     """The events raised by this model and not yet dispatched by the bus."""
 
     def __repr__(self) -> str:
-        fields = [
-            f"{key}={value!r}" for key, value in self.__dict__.items() if key != "messages"
-        ]
+        fields = [f"{key}={value!r}" for key, value in self.__dict__.items() if key != "messages"]
         if self.messages:
             fields.append(f"messages={self.messages!r}")
         return f"<{type(self).__name__} {' '.join(fields)}>"

@@ -21,11 +21,11 @@ class AsyncDependency(abc.ABC):
 
     @abc.abstractmethod
     async def on_after_commit(self) -> None:
-        """Called once the transaction that used this dependency has committed."""
+        """React to the commit of the transaction that used this dependency."""
 
     @abc.abstractmethod
     async def on_after_rollback(self) -> None:
-        """Called once the transaction that used this dependency has rolled back."""
+        """React to the rollback of the transaction that used this dependency."""
 
 
 class AsyncMessageHook:

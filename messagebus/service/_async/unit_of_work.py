@@ -48,7 +48,9 @@ __all__ = [
 TAsyncMessageStore = TypeVar("TAsyncMessageStore", bound=AsyncAbstractMessageStoreRepository)
 """The type of the message store of a unit of work."""
 
-TRepositories = TypeVar("TRepositories", bound=AsyncAbstractRepository[Any], covariant=True)
+TRepositories = TypeVar(  # noqa: PLC0105 - the name the PyPI package exports
+    "TRepositories", bound=AsyncAbstractRepository[Any], covariant=True
+)
 """The type of the repositories of a unit of work."""
 
 _running = TransactionStatus.running
@@ -184,8 +186,7 @@ class AsyncUnitOfWorkTransaction(Generic[TAsyncUow]):
             return
         if self.status is not _running and self.status is not _streaming:
             raise TransactionError(
-                f"Cannot roll back a transaction that is {self.status.value}: "
-                f"a commit is final"
+                f"Cannot roll back a transaction that is {self.status.value}: a commit is final"
             )
         await self._rollback()
 

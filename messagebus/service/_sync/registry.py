@@ -184,14 +184,16 @@ class SyncMessageBus(Generic[TSyncUow]):
         package = caller.get("__package__") or caller.get("__name__")
         scanner = venusian.Scanner(**{_CATEGORY: self})
         for mod in mods:
-            if isinstance(mod, str):
-                if mod.startswith(".") and not package:
-                    raise ConfigurationError(
-                        f"Cannot scan {mod!r}: a relative name needs a calling package; "
-                        f"use the absolute module name"
-                    )
-                mod = importlib.import_module(mod, package)
-            scanner.scan(mod, categories=(_CATEGORY,))
+            if isinstance(mod, ModuleType):
+                module = mod
+            elif mod.startswith(".") and not package:
+                raise ConfigurationError(
+                    f"Cannot scan {mod!r}: a relative name needs a calling package; "
+                    f"use the absolute module name"
+                )
+            else:
+                module = importlib.import_module(mod, package)
+            scanner.scan(module, categories=(_CATEGORY,))
 
 
 def _make_hook(callback: Callable[..., Any]) -> SyncMessageHook:

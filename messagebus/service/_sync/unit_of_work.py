@@ -49,7 +49,9 @@ __all__ = [
 TSyncMessageStore = TypeVar("TSyncMessageStore", bound=SyncAbstractMessageStoreRepository)
 """The type of the message store of a unit of work."""
 
-TRepositories = TypeVar("TRepositories", bound=SyncAbstractRepository[Any], covariant=True)
+TRepositories = TypeVar(  # noqa: PLC0105 - the name the PyPI package exports
+    "TRepositories", bound=SyncAbstractRepository[Any], covariant=True
+)
 """The type of the repositories of a unit of work."""
 
 _running = TransactionStatus.running
@@ -185,8 +187,7 @@ class SyncUnitOfWorkTransaction(Generic[TSyncUow]):
             return
         if self.status is not _running and self.status is not _streaming:
             raise TransactionError(
-                f"Cannot roll back a transaction that is {self.status.value}: "
-                f"a commit is final"
+                f"Cannot roll back a transaction that is {self.status.value}: a commit is final"
             )
         self._rollback()
 
