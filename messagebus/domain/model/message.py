@@ -62,10 +62,17 @@ class GenericEvent(Message[TMetadata]):
 
 
 Command = GenericCommand[Metadata]
-"""The base class of commands: a request to change the domain, handled once."""
+Command.__doc__ = """The base class of commands: a request to change the domain, handled once.
+
+Subclass it, declare the fields, and give ``metadata`` a :class:`Metadata` default.
+"""
 
 Event = GenericEvent[Metadata]
-"""The base class of events: a fact that happened, handled by any number of handlers."""
+Event.__doc__ = """The base class of events: a fact that happened, for any number of handlers.
+
+Subclass it, declare the fields, and give ``metadata`` a :class:`Metadata` default;
+``published=True`` sends the event to the event stream after the commit.
+"""
 
 TMessage = TypeVar("TMessage", bound=Message[Any])
 """Any message type."""

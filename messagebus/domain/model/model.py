@@ -44,4 +44,8 @@ class GenericModel(BaseModel, Generic[TMetadata]):
 
 
 Model = GenericModel[Metadata]
-"""The base class of domain models whose events use the default :class:`Metadata`."""
+Model.__doc__ = """The base class of domain models whose events use the default :class:`Metadata`.
+
+Append the events a change causes to ``messages``; the repository that stores or
+loads the model puts it in ``seen`` and the bus dispatches them.
+"""

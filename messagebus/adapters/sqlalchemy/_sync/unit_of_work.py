@@ -1,0 +1,189 @@
+# Generated from the _async package by scripts/generate_sync.py: do not edit.
+"""The SQL unit of work: one connection and one database transaction per ``with``.
+
+``with uow as transaction`` checks a connection out of the engine's pool and
+begins a transaction on it; the repositories and the message store run their
+statements on that connection (``transaction.connection``), so the models, the message
+store and the outbox are committed, or rolled back, together.
+
+The connection goes back to the pool when the transaction is rolled back (an
+exception, a cancellation, a missing commit, ``close()`` of a detached transaction
+that was not committed) and, after a commit, when the transaction closes: at the end
+of the block, or on ``close()`` for a detached one.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+import sqlalchemy.exc
+
+from messagebus.adapters.sqlalchemy._compat import SyncConnection, SyncEngine
+from messagebus.adapters.sqlalchemy._sync.repository import (
+    SyncSqlAlchemyMessageStoreRepository,
+)
+from messagebus.adapters.sqlalchemy.errors import DatabaseUnavailableError
+from messagebus.adapters.sqlalchemy.tables import MessagebusTables
+from messagebus.domain.model import TransactionError, TransactionStatus
+from messagebus.ports.observability import AbstractMetricsStore, TMetricsStore
+from messagebus.service._sync.eventstream import SyncEventstreamPublisher
+from messagebus.service._sync.unit_of_work import (
+    SyncAbstractUnitOfWork,
+    SyncUnitOfWorkTransaction,
+    TRepositories,
+)
+from messagebus.service.eventstream import AbstractMessageSerializer
+
+__all__ = ["SyncSqlAlchemyUnitOfWork"]
+
+_closed = TransactionStatus.closed
+_rolledback = TransactionStatus.rolledback
+
+
+class SyncSqlAlchemyUnitOfWork(
+    SyncAbstractUnitOfWork[TRepositories, SyncSqlAlchemyMessageStoreRepository, TMetricsStore]
+):
+    """A unit of work over a SQLAlchemy engine, with a SQL message store and an outbox.
+
+    Subclass it and set your repositories in ``__init__``, built with the unit of
+    work (see :class:`~messagebus.adapters.sqlalchemy.SyncSqlAlchemyRepository`)::
+
+        class UnitOfWork(SyncSqlAlchemyUnitOfWork[BookRepository, SinkholeMetricsStore]):
+            def __init__(self, engine: SyncEngine) -> None:
+                super().__init__(engine)
+                self.books = BookRepository(self)
+
+    Every handled message is written to the message store table; with the outbox on
+    (the default), a published message is also written to the outbox table in the same
+    transaction and nothing is sent after the commit: a relay sends the outbox rows.
+    With ``outbox=False``, the published messages are sent by ``publisher`` after the
+    commit, as with any unit of work: best effort.
+
+    :param engine: the engine whose pool gives one connection per transaction.
+    :param tables: the tables of the message store and outbox, as returned by
+        :func:`~messagebus.adapters.sqlalchemy.messagebus_tables` for your metadata;
+        by default tables named with the ``messagebus_`` prefix.
+    :param outbox: write the published messages to the outbox table.
+    :param stream: the stream the outbox rows are for, the relay delivers each
+        stream in order.
+    :param serializer: how a published message becomes the outbox row's payload; by
+        default :class:`~messagebus.MessageSerializer`.
+    :param publisher: sends the published messages after the commit; only with
+        ``outbox=False``.
+    :param metrics_store: counts transactions and messages; records nothing by default.
+    :raises messagebus.ConfigurationError: if ``publisher`` is given with the outbox on.
+    """
+
+    engine: SyncEngine
+    """The engine the connections come from."""
+
+    def __init__(
+        self,
+        engine: SyncEngine,
+        *,
+        tables: MessagebusTables | None = None,
+        outbox: bool = True,
+        stream: str = "messagebus",
+        serializer: AbstractMessageSerializer | None = None,
+        publisher: SyncEventstreamPublisher | None = None,
+        metrics_store: AbstractMetricsStore | None = None,
+    ) -> None:
+        self.engine = engine
+        self._connection: SyncConnection | None = None
+        self.messagestore = SyncSqlAlchemyMessageStoreRepository(
+            self,
+            tables=tables,
+            outbox=outbox,
+            stream=stream,
+            serializer=serializer,
+            publisher=publisher,
+        )
+        if metrics_store is not None:
+            self.metrics_store = metrics_store  # type: ignore[assignment]
+
+    @property
+    def connection(self) -> SyncConnection:
+        """The connection of the running transaction, for the repositories' statements.
+
+        :raises messagebus.TransactionError: outside of a transaction.
+        """
+        if self._connection is None:
+            raise TransactionError(
+                f"{type(self).__name__} has no open transaction: use its repositories "
+                f"inside `with uow as transaction`, before the transaction ends"
+            )
+        return self._connection
+
+    def _connect(self) -> SyncConnection:
+        try:
+            connection = self.engine.connect()
+        except (sqlalchemy.exc.DBAPIError, OSError) as exc:
+            raise DatabaseUnavailableError(self.engine.url, exc) from None
+        try:
+            connection.begin()
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def _release(self) -> None:
+        """Return the connection to the pool; a no-op when it is already returned."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            connection.close()
+        except BaseException:
+            # A connection that cannot even be closed (a cancelled query, a broken
+            # socket) must not go back to the pool as is: drop it.
+            connection.invalidate()
+            raise
+
+    def __enter__(self) -> SyncUnitOfWorkTransaction[Self]:
+        """Check a connection out, begin a database transaction and return the transaction.
+
+        :raises DatabaseUnavailableError: if the database cannot be reached.
+        :raises messagebus.TransactionError: if a transaction of this unit of work is
+            still open.
+        """
+        connection = self._connect()
+        try:
+            transaction = super().__enter__()
+        except BaseException:
+            connection.close()
+            raise
+        self._connection = connection
+        return transaction
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """End the transaction as the base class does; release the connection unless detached."""
+        try:
+            super().__exit__(exc_type, exc, tb)
+        finally:
+            # The transaction's own paths release the connection; this covers the ones
+            # that raised half-way. A detached transaction keeps it until close().
+            if self._transaction.status in (_closed, _rolledback):
+                self._release()
+
+    def commit(self) -> None:
+        """Commit the database transaction; the connection is released when it closes."""
+        self.connection.commit()
+
+    def rollback(self) -> None:
+        """Roll back the database transaction and release the connection."""
+        if self._connection is None:
+            return
+        try:
+            self._connection.rollback()
+        finally:
+            self._release()
+
+    def _transaction_closed(self) -> None:
+        """Release the connection: the transaction is over, committed or not."""
+        self._release()

@@ -1,0 +1,394 @@
+"""The outbox relay: delivers the rows of the outbox table to an event-stream transport.
+
+The unit of work writes each published message to ``{prefix}outbox`` in the transaction
+of the models; :class:`AsyncOutboxRelay` reads the pending rows and sends them, at least
+once, in ``id`` order per stream. Run it in your service as an asyncio task, or as a
+process with ``messagebus-relay`` (see :mod:`messagebus.relay`).
+
+How it works, per batch:
+
+1. It lists the streams whose oldest pending row is due (``available_at`` passed).
+2. For each stream it takes a lock on the stream (on PostgreSQL a session advisory lock,
+   ``pg_try_advisory_lock``; a stream locked by another relay is skipped), then reads the
+   stream's pending rows in ``id`` order.
+3. It sends each row and, once the transport returned, marks it delivered in its own
+   short transaction. A row whose send raised gets ``attempts`` + 1, ``last_error`` and an
+   ``available_at`` postponed by an exponential backoff with jitter (:class:`Backoff`);
+   the rest of its stream waits behind it, other streams go on.
+
+No row is skipped: a row is pending until a send of it succeeded. A relay killed between
+a send and its commit sends that row again: consumers see duplicates, never gaps (the
+inbox removes the duplicates). Several relays may run at once on PostgreSQL: a stream is
+sent by one relay at a time and a row by one relay in the normal path. On SQLite run a
+single relay: SQLite has no lock that a relay could hold while it sends.
+
+Order is ``id`` order among the committed rows. Two transactions that write to the same
+stream concurrently are delivered in the order their rows become visible, which may differ
+from their ``id`` order; the rows of one transaction keep theirs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import MetaData, Table, func, select, text, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from messagebus.service._async.eventstream import AsyncAbstractEventstreamTransport
+
+from .tables import messagebus_tables
+
+__all__ = ["AsyncOutboxRelay", "Backoff"]
+
+logger = logging.getLogger("messagebus.relay")
+
+_MAX_ERROR_LENGTH = 2000
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with jitter: how long to wait before the next attempt.
+
+    The ``n``-th consecutive failure waits ``min(cap, base * factor ** (n - 1))`` seconds,
+    minus up to ``jitter`` of it at random, so that relays and rows that failed together
+    do not retry together.
+
+    :param base: the wait after the first failure, in seconds.
+    :param factor: how much each further failure multiplies the wait by.
+    :param cap: the longest wait, in seconds.
+    :param jitter: the fraction of the wait drawn at random, from 0 (none) to 1.
+    """
+
+    base: float = 1.0
+    factor: float = 2.0
+    cap: float = 300.0
+    jitter: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.base <= 0 or self.cap < self.base or self.factor < 1:
+            raise ValueError(
+                f"Invalid {self!r}: base must be positive, cap at least base, factor at least 1"
+            )
+        if not 0 <= self.jitter <= 1:
+            raise ValueError(f"Invalid {self!r}: jitter is a fraction between 0 and 1")
+
+    def delay(self, failures: int) -> float:
+        """Return the wait, in seconds, after ``failures`` consecutive failures (1 or more)."""
+        exponent = min(max(failures, 1) - 1, 64)  # 2.0 ** 64 seconds is already past any cap
+        ceiling = min(self.cap, self.base * self.factor**exponent)
+        return ceiling * (1 - self.jitter * random.random())
+
+
+@dataclass
+class _Row:
+    id: int
+    stream: str
+    payload: Mapping[str, Any]
+    attempts: int
+    available_at: datetime
+
+
+class AsyncOutboxRelay:
+    """Sends the pending rows of an outbox table through a transport, in order per stream.
+
+    :param engine: an async engine on the database of the outbox (``sqlite+aiosqlite``,
+        ``postgresql+asyncpg``, ``postgresql+psycopg``).
+    :param transport: where the messages go; a row is delivered once
+        ``send_message_serialized`` returned without raising.
+    :param outbox: the outbox table; by default the one :func:`messagebus_tables` makes
+        with ``prefix``.
+    :param prefix: the table prefix, when ``outbox`` is not given.
+    :param batch_size: the most rows one :meth:`run_once` sends.
+    :param poll_interval: how long :meth:`run` sleeps, in seconds, when nothing was due.
+    :param backoff: the waits between the attempts to send a failing row, and between
+        the retries of :meth:`run` when the database fails.
+    :param send_timeout: seconds after which a send that did not return counts as a
+        failure; ``None`` waits as long as the transport does.
+    :param progress_interval: seconds between two progress lines logged by :meth:`run`
+        (delivered count, pending count) at INFO level; ``None`` logs none.
+
+    Start it with ``task = asyncio.create_task(relay.run())`` and end it with
+    :meth:`stop` then ``await task``: the row being sent is finished first.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        transport: AsyncAbstractEventstreamTransport,
+        *,
+        outbox: Table | None = None,
+        prefix: str = "messagebus_",
+        batch_size: int = 100,
+        poll_interval: float = 1.0,
+        backoff: Backoff | None = None,
+        send_timeout: float | None = 60.0,
+        progress_interval: float | None = 10.0,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be 1 or more, not {batch_size}")
+        if poll_interval < 0:
+            raise ValueError(f"poll_interval must be 0 or more, not {poll_interval}")
+        self.engine = engine
+        self.transport = transport
+        self.outbox = outbox if outbox is not None else _default_outbox(prefix)
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.backoff = backoff if backoff is not None else Backoff()
+        self.send_timeout = send_timeout
+        self.progress_interval = progress_interval
+        self.delivered = 0
+        """How many rows this relay delivered since it was made."""
+        self.failed = 0
+        """How many sends failed since the relay was made."""
+        self._stopping = asyncio.Event()
+        self._locks = engine.dialect.name == "postgresql"
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return once the row being sent is done; safe from a signal."""
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stopping.is_set()
+
+    async def pending(self) -> int:
+        """Return the number of rows not delivered yet, due or postponed."""
+        outbox = self.outbox
+        query = select(func.count()).select_from(outbox).where(outbox.c.delivered_at.is_(None))
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+    async def run(self) -> None:
+        """Deliver rows until :meth:`stop` is called.
+
+        It sleeps ``poll_interval`` when nothing is due, logs database errors and retries
+        after a backoff, and returns after the row being sent when stopped (at once if
+        :meth:`stop` was called before). A database error never ends it; cancel the task
+        to end it without waiting.
+        """
+        try:
+            await self._run()
+        finally:
+            self._stopping.clear()  # a stopped relay can be run again
+
+    async def _run(self) -> None:
+        errors = 0
+        last_report = time.monotonic()
+        reported = -1
+        while not self.stopping:
+            try:
+                sent = await self.run_once()
+            except (SQLAlchemyError, OSError) as exc:
+                errors += 1
+                delay = self.backoff.delay(errors)
+                logger.warning(
+                    "outbox relay: database error (%s), retrying in %.1fs", error_reason(exc), delay
+                )
+                await self._sleep(delay)
+                continue
+            errors = 0
+            interval = self.progress_interval
+            if interval is not None and time.monotonic() - last_report >= interval:
+                last_report = time.monotonic()
+                if reported != self.delivered:
+                    reported = self.delivered
+                    await self._report_progress()
+            if not sent:
+                await self._sleep(self.poll_interval)
+
+    async def run_once(self) -> int:
+        """Send one batch of due rows and return how many were delivered.
+
+        Database errors propagate; a transport error is recorded on its row and the
+        rest of that row's stream waits for a later batch.
+        """
+        now = _utcnow()
+        budget = self.batch_size
+        delivered = 0
+        for stream in await self._due_streams(now):
+            if budget <= 0 or self.stopping:
+                break
+            async with self._stream(stream) as conn:
+                if conn is None:
+                    continue  # another relay is sending this stream
+                sent = await self._send_stream(conn, stream, budget, now)
+            delivered += sent
+            budget -= sent
+        return delivered
+
+    async def _due_streams(self, now: datetime) -> list[str]:
+        outbox = self.outbox
+        heads = (
+            select(outbox.c.stream, func.min(outbox.c.id).label("head"))
+            .where(outbox.c.delivered_at.is_(None))
+            .group_by(outbox.c.stream)
+            .subquery()
+        )
+        query = (
+            select(heads.c.stream)
+            .join(outbox, outbox.c.id == heads.c.head)
+            .where(outbox.c.available_at <= now)
+            .order_by(heads.c.head)
+            .limit(self.batch_size)
+        )
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(query)).scalars())
+
+    @asynccontextmanager
+    async def _stream(self, stream: str) -> AsyncIterator[AsyncConnection | None]:
+        """Yield a connection that holds the stream's lock, or ``None`` if it is taken."""
+        async with self.engine.connect() as conn:
+            if not self._locks:
+                yield conn
+                return
+            key = _lock_key(self.outbox.name, stream)
+            locked = (
+                await conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key})
+            ).scalar_one()
+            await conn.commit()
+            if not locked:
+                yield None
+                return
+            try:
+                yield conn
+            finally:
+                await self._unlock(conn, key)
+
+    async def _unlock(self, conn: AsyncConnection, key: int) -> None:
+        # A session lock outlives transactions: a connection that goes back to the pool
+        # still holding it would block the stream until the connection is closed.
+        try:
+            await conn.rollback()
+            await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            await conn.commit()
+        except BaseException:
+            await conn.invalidate()
+            raise
+
+    async def _send_stream(
+        self, conn: AsyncConnection, stream: str, budget: int, now: datetime
+    ) -> int:
+        outbox = self.outbox
+        query = (
+            select(
+                outbox.c.id,
+                outbox.c.stream,
+                outbox.c.payload,
+                outbox.c.attempts,
+                outbox.c.available_at,
+            )
+            .where(outbox.c.stream == stream, outbox.c.delivered_at.is_(None))
+            .order_by(outbox.c.id)
+            .limit(budget)
+        )
+        rows = [_Row(*row) for row in (await conn.execute(query)).all()]
+        # No transaction stays open while the transport works.
+        await conn.commit()
+        delivered = 0
+        for row in rows:
+            if self.stopping or row.available_at > now:
+                break
+            error = await self._send(row)
+            if error is not None:
+                await self._postpone(conn, row, error)
+                break
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == row.id)
+                .values(delivered_at=_utcnow(), attempts=outbox.c.attempts + 1)
+            )
+            await conn.commit()
+            delivered += 1
+            self.delivered += 1
+        return delivered
+
+    async def _send(self, row: _Row) -> BaseException | None:
+        """Send ``row``; return the error if the transport did not take it."""
+        try:
+            if self.send_timeout is None:
+                await self.transport.send_message_serialized(row.payload)
+            else:
+                async with asyncio.timeout(self.send_timeout):
+                    await self.transport.send_message_serialized(row.payload)
+        except Exception as exc:  # any failure of the transport is the row's to record
+            return exc
+        return None
+
+    async def _postpone(self, conn: AsyncConnection, row: _Row, error: BaseException) -> None:
+        self.failed += 1
+        attempts = row.attempts + 1
+        delay = self.backoff.delay(attempts)
+        description = _describe(error)
+        outbox = self.outbox
+        await conn.execute(
+            update(outbox)
+            .where(outbox.c.id == row.id)
+            .values(
+                attempts=outbox.c.attempts + 1,
+                last_error=description[:_MAX_ERROR_LENGTH],
+                available_at=_utcnow() + timedelta(seconds=delay),
+            )
+        )
+        await conn.commit()
+        logger.warning(
+            "outbox relay: sending row %s of stream %r failed (attempt %s): %s; "
+            "the stream waits %.1fs",
+            row.id,
+            row.stream,
+            attempts,
+            description,
+            delay,
+        )
+
+    async def _report_progress(self) -> None:
+        logger.info(
+            "outbox relay: %s delivered, %s failed sends, %s pending",
+            self.delivered,
+            self.failed,
+            await self.pending(),
+        )
+
+    async def _sleep(self, seconds: float) -> None:
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+
+def _default_outbox(prefix: str) -> Table:
+    return messagebus_tables(MetaData(), prefix=prefix).outbox
+
+
+def _lock_key(table: str, stream: str) -> int:
+    """Return the advisory lock key of ``stream``: 64 signed bits of a hash."""
+    digest = hashlib.blake2b(f"{table}\x00{stream}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _describe(error: BaseException) -> str:
+    message = str(error).strip().splitlines()
+    if isinstance(error, TimeoutError) and not message:
+        return "TimeoutError: the transport did not answer in time"
+    return f"{type(error).__name__}: {message[0]}" if message else type(error).__name__
+
+
+def error_reason(error: BaseException) -> str:
+    """Return one line that says why ``error`` happened, without its traceback.
+
+    For a SQLAlchemy error it is the driver's own error, without the SQL statement.
+    """
+    original = getattr(error, "orig", None)
+    return _describe(original if isinstance(original, BaseException) else error)

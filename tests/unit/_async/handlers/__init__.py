@@ -1,0 +1,1 @@
+"""A package of handlers, scanned by the bus tests."""

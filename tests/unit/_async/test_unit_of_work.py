@@ -1,0 +1,252 @@
+import pytest
+
+from messagebus import TransactionError, TransactionStatus
+from tests.unit._async.fakes import (
+    AsyncInMemoryUnitOfWork,
+    AsyncRecordingDependency,
+    RecordingMetricsStore,
+)
+from tests.unit.model import Book, BookRegistered, RegisterBook
+
+
+def registered(book_id: str = "1") -> BookRegistered:
+    return BookRegistered(id=book_id, title="Dune")
+
+
+async def store_published_event(uow: AsyncInMemoryUnitOfWork, book_id: str = "1") -> None:
+    await uow.messagestore.add(registered(book_id))
+
+
+async def test_commit_publishes_after_the_block() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    async with uow as transaction:
+        await store_published_event(uow)
+        await transaction.commit()
+        assert TransactionStatus.committed == transaction.status
+        assert [] == uow.transport.sent  # not before the block is over
+    assert TransactionStatus.closed == transaction.status
+    assert ["commit"] == uow.calls
+    assert ["book_registered_v1"] == [sent["type"] for sent in uow.transport.sent]
+
+
+async def test_rollback_publishes_nothing() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    async with uow as transaction:
+        await store_published_event(uow)
+        await transaction.rollback()
+    assert TransactionStatus.closed == transaction.status
+    assert ["rollback"] == uow.calls
+    assert [] == uow.transport.sent
+    assert [] == uow.messagestore.stream_buffer
+
+
+async def test_an_exception_rolls_back_and_propagates() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    with pytest.raises(ValueError, match="boom"):
+        async with uow as transaction:
+            await store_published_event(uow)
+            raise ValueError("boom")
+    assert TransactionStatus.closed == transaction.status
+    assert ["rollback"] == uow.calls
+    assert [] == uow.transport.sent
+
+
+async def test_leaving_without_commit_or_rollback_raises_and_rolls_back() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    with pytest.raises(TransactionError, match=r"commit\(\)"):
+        async with uow as transaction:
+            await store_published_event(uow)
+    assert ["rollback"] == uow.calls
+    assert TransactionStatus.closed == transaction.status
+    assert [] == uow.transport.sent
+
+
+async def test_a_commit_is_final_when_an_exception_follows() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    with pytest.raises(ValueError, match="after"):
+        async with uow as transaction:
+            await store_published_event(uow)
+            await transaction.commit()
+            raise ValueError("after the commit")
+    assert ["commit"] == uow.calls
+    assert TransactionStatus.closed == transaction.status
+    assert 1 == len(uow.transport.sent)
+
+
+async def test_rollback_after_commit_raises() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    async with uow as transaction:
+        await transaction.commit()
+        with pytest.raises(TransactionError, match="a commit is final"):
+            await transaction.rollback()
+    assert ["commit"] == uow.calls
+
+
+async def test_commit_twice_raises() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    async with uow as transaction:
+        await transaction.commit()
+        with pytest.raises(TransactionError, match="committed"):
+            await transaction.commit()
+
+
+async def test_rollback_twice_is_harmless() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    async with uow as transaction:
+        await transaction.rollback()
+        await transaction.rollback()
+    assert ["rollback"] == uow.calls
+
+
+async def test_detached_transaction_rolls_back_on_close() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    async with uow as transaction:
+        await store_published_event(uow)
+        await transaction.detach()
+    assert TransactionStatus.streaming == transaction.status
+    assert [] == uow.calls
+    await transaction.close()
+    assert TransactionStatus.closed == transaction.status
+    assert ["rollback"] == uow.calls
+    assert [] == uow.transport.sent
+
+
+async def test_detach_after_commit_keeps_the_commit() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    async with uow as transaction:
+        await store_published_event(uow)
+        await transaction.commit()
+        await transaction.detach()
+    assert [] == uow.transport.sent
+    await transaction.close()
+    assert ["commit"] == uow.calls
+    assert 1 == len(uow.transport.sent)
+
+
+async def test_a_detached_transaction_can_commit_before_close() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    async with uow as transaction:
+        await store_published_event(uow)
+        await transaction.detach()
+    await transaction.commit()
+    await transaction.close()
+    assert ["commit"] == uow.calls
+    assert 1 == len(uow.transport.sent)
+
+
+async def test_close_twice_raises() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    async with uow as transaction:
+        await transaction.detach()
+    await transaction.close()
+    with pytest.raises(TransactionError, match="already closed"):
+        await transaction.close()
+
+
+async def test_an_exception_in_a_detached_block_rolls_back() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    with pytest.raises(ValueError, match="stream"):
+        async with uow as transaction:
+            await transaction.detach()
+            raise ValueError("the stream never started")
+    assert ["rollback"] == uow.calls
+    assert TransactionStatus.closed == transaction.status
+
+
+async def test_a_unit_of_work_opens_one_transaction_at_a_time() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    async with uow as transaction:
+        with pytest.raises(TransactionError, match="already in a transaction"):
+            async with uow:
+                pass  # pragma: no cover
+        await transaction.rollback()
+    async with uow as transaction:  # once closed, a new one can start
+        await transaction.commit()
+    assert ["rollback", "commit"] == uow.calls
+
+
+async def test_two_units_of_work_share_no_state() -> None:
+    first, second = AsyncInMemoryUnitOfWork(), AsyncInMemoryUnitOfWork()
+    async with first as transaction:
+        await store_published_event(first)
+        await transaction.rollback()
+    assert [] == second.messagestore.stream_buffer
+    assert first.books.seen is not second.books.seen
+
+
+async def test_default_message_stores_are_not_shared() -> None:
+    from messagebus import AsyncAbstractUnitOfWork
+
+    class BareUnitOfWork(AsyncAbstractUnitOfWork):  # type: ignore[type-arg]
+        async def commit(self) -> None:
+            pass
+
+        async def rollback(self) -> None:
+            pass
+
+    first, second = BareUnitOfWork(), BareUnitOfWork()
+    assert first.messagestore is not second.messagestore
+    await first.messagestore.add(registered())
+    assert [] == second.messagestore.stream_buffer
+
+
+async def test_transaction_exposes_the_repositories() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    async with uow as transaction:
+        assert uow.books is transaction.books
+        assert uow.messagestore is transaction.messagestore
+        await transaction.rollback()
+
+
+async def test_listeners_hear_how_the_transaction_ended() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    committed, rolled_back = AsyncRecordingDependency(), AsyncRecordingDependency()
+    async with uow as transaction:
+        assert committed is transaction.add_listener(committed)
+        await transaction.commit()
+    async with uow as transaction:
+        transaction.add_listener(rolled_back)
+        await transaction.rollback()
+    assert ("committed", "rolledback") == (committed.outcome, rolled_back.outcome)
+
+
+async def test_collect_new_events_empties_seen_in_order() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    first = Book(id="1", title="Dune", messages=[registered("1"), registered("2")])
+    second = Book(id="2", title="Emma", messages=[registered("3")])
+    await uow.books.add(first)
+    await uow.books.add(second)
+    assert [registered("1"), registered("2"), registered("3")] == list(uow.collect_new_events())
+    assert [] == uow.books.seen
+    assert [] == first.messages
+
+
+async def test_metrics_store_counts_the_transactions() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    uow.metrics_store = RecordingMetricsStore()
+    async with uow as transaction:
+        await transaction.commit()
+    with pytest.raises(ValueError, match="x"):
+        async with uow as transaction:
+            raise ValueError("x")
+    assert [
+        "begin",
+        "closed:committed",
+        "begin",
+        "failed",
+        "closed:rolledback",
+    ] == uow.metrics_store.events
+
+
+async def test_repr_names_the_unit_of_work_and_status() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    async with uow as transaction:
+        assert "AsyncInMemoryUnitOfWork running" in repr(transaction)
+        await transaction.rollback()
+
+
+def test_rollback_discards_buffered_messages_even_without_a_block() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    uow.messagestore.stream_buffer.append(RegisterBook(id="1", title="Dune"))
+    uow.messagestore.discard_eventstream()
+    assert [] == uow.messagestore.stream_buffer

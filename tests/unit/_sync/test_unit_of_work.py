@@ -1,0 +1,253 @@
+# Generated from the _async package by scripts/generate_sync.py: do not edit.
+import pytest
+
+from messagebus import TransactionError, TransactionStatus
+from tests.unit._sync.fakes import (
+    SyncInMemoryUnitOfWork,
+    SyncRecordingDependency,
+    RecordingMetricsStore,
+)
+from tests.unit.model import Book, BookRegistered, RegisterBook
+
+
+def registered(book_id: str = "1") -> BookRegistered:
+    return BookRegistered(id=book_id, title="Dune")
+
+
+def store_published_event(uow: SyncInMemoryUnitOfWork, book_id: str = "1") -> None:
+    uow.messagestore.add(registered(book_id))
+
+
+def test_commit_publishes_after_the_block() -> None:
+    uow = SyncInMemoryUnitOfWork()
+    with uow as transaction:
+        store_published_event(uow)
+        transaction.commit()
+        assert TransactionStatus.committed == transaction.status
+        assert [] == uow.transport.sent  # not before the block is over
+    assert TransactionStatus.closed == transaction.status
+    assert ["commit"] == uow.calls
+    assert ["book_registered_v1"] == [sent["type"] for sent in uow.transport.sent]
+
+
+def test_rollback_publishes_nothing() -> None:
+    uow = SyncInMemoryUnitOfWork()
+    with uow as transaction:
+        store_published_event(uow)
+        transaction.rollback()
+    assert TransactionStatus.closed == transaction.status
+    assert ["rollback"] == uow.calls
+    assert [] == uow.transport.sent
+    assert [] == uow.messagestore.stream_buffer
+
+
+def test_an_exception_rolls_back_and_propagates() -> None:
+    uow = SyncInMemoryUnitOfWork()
+    with pytest.raises(ValueError, match="boom"):
+        with uow as transaction:
+            store_published_event(uow)
+            raise ValueError("boom")
+    assert TransactionStatus.closed == transaction.status
+    assert ["rollback"] == uow.calls
+    assert [] == uow.transport.sent
+
+
+def test_leaving_without_commit_or_rollback_raises_and_rolls_back() -> None:
+    uow = SyncInMemoryUnitOfWork()
+    with pytest.raises(TransactionError, match=r"commit\(\)"):
+        with uow as transaction:
+            store_published_event(uow)
+    assert ["rollback"] == uow.calls
+    assert TransactionStatus.closed == transaction.status
+    assert [] == uow.transport.sent
+
+
+def test_a_commit_is_final_when_an_exception_follows() -> None:
+    uow = SyncInMemoryUnitOfWork()
+    with pytest.raises(ValueError, match="after"):
+        with uow as transaction:
+            store_published_event(uow)
+            transaction.commit()
+            raise ValueError("after the commit")
+    assert ["commit"] == uow.calls
+    assert TransactionStatus.closed == transaction.status
+    assert 1 == len(uow.transport.sent)
+
+
+def test_rollback_after_commit_raises() -> None:
+    uow = SyncInMemoryUnitOfWork()
+    with uow as transaction:
+        transaction.commit()
+        with pytest.raises(TransactionError, match="a commit is final"):
+            transaction.rollback()
+    assert ["commit"] == uow.calls
+
+
+def test_commit_twice_raises() -> None:
+    uow = SyncInMemoryUnitOfWork()
+    with uow as transaction:
+        transaction.commit()
+        with pytest.raises(TransactionError, match="committed"):
+            transaction.commit()
+
+
+def test_rollback_twice_is_harmless() -> None:
+    uow = SyncInMemoryUnitOfWork()
+    with uow as transaction:
+        transaction.rollback()
+        transaction.rollback()
+    assert ["rollback"] == uow.calls
+
+
+def test_detached_transaction_rolls_back_on_close() -> None:
+    uow = SyncInMemoryUnitOfWork()
+    with uow as transaction:
+        store_published_event(uow)
+        transaction.detach()
+    assert TransactionStatus.streaming == transaction.status
+    assert [] == uow.calls
+    transaction.close()
+    assert TransactionStatus.closed == transaction.status
+    assert ["rollback"] == uow.calls
+    assert [] == uow.transport.sent
+
+
+def test_detach_after_commit_keeps_the_commit() -> None:
+    uow = SyncInMemoryUnitOfWork()
+    with uow as transaction:
+        store_published_event(uow)
+        transaction.commit()
+        transaction.detach()
+    assert [] == uow.transport.sent
+    transaction.close()
+    assert ["commit"] == uow.calls
+    assert 1 == len(uow.transport.sent)
+
+
+def test_a_detached_transaction_can_commit_before_close() -> None:
+    uow = SyncInMemoryUnitOfWork()
+    with uow as transaction:
+        store_published_event(uow)
+        transaction.detach()
+    transaction.commit()
+    transaction.close()
+    assert ["commit"] == uow.calls
+    assert 1 == len(uow.transport.sent)
+
+
+def test_close_twice_raises() -> None:
+    uow = SyncInMemoryUnitOfWork()
+    with uow as transaction:
+        transaction.detach()
+    transaction.close()
+    with pytest.raises(TransactionError, match="already closed"):
+        transaction.close()
+
+
+def test_an_exception_in_a_detached_block_rolls_back() -> None:
+    uow = SyncInMemoryUnitOfWork()
+    with pytest.raises(ValueError, match="stream"):
+        with uow as transaction:
+            transaction.detach()
+            raise ValueError("the stream never started")
+    assert ["rollback"] == uow.calls
+    assert TransactionStatus.closed == transaction.status
+
+
+def test_a_unit_of_work_opens_one_transaction_at_a_time() -> None:
+    uow = SyncInMemoryUnitOfWork()
+    with uow as transaction:
+        with pytest.raises(TransactionError, match="already in a transaction"):
+            with uow:
+                pass  # pragma: no cover
+        transaction.rollback()
+    with uow as transaction:  # once closed, a new one can start
+        transaction.commit()
+    assert ["rollback", "commit"] == uow.calls
+
+
+def test_two_units_of_work_share_no_state() -> None:
+    first, second = SyncInMemoryUnitOfWork(), SyncInMemoryUnitOfWork()
+    with first as transaction:
+        store_published_event(first)
+        transaction.rollback()
+    assert [] == second.messagestore.stream_buffer
+    assert first.books.seen is not second.books.seen
+
+
+def test_default_message_stores_are_not_shared() -> None:
+    from messagebus import SyncAbstractUnitOfWork
+
+    class BareUnitOfWork(SyncAbstractUnitOfWork):  # type: ignore[type-arg]
+        def commit(self) -> None:
+            pass
+
+        def rollback(self) -> None:
+            pass
+
+    first, second = BareUnitOfWork(), BareUnitOfWork()
+    assert first.messagestore is not second.messagestore
+    first.messagestore.add(registered())
+    assert [] == second.messagestore.stream_buffer
+
+
+def test_transaction_exposes_the_repositories() -> None:
+    uow = SyncInMemoryUnitOfWork()
+    with uow as transaction:
+        assert uow.books is transaction.books
+        assert uow.messagestore is transaction.messagestore
+        transaction.rollback()
+
+
+def test_listeners_hear_how_the_transaction_ended() -> None:
+    uow = SyncInMemoryUnitOfWork()
+    committed, rolled_back = SyncRecordingDependency(), SyncRecordingDependency()
+    with uow as transaction:
+        assert committed is transaction.add_listener(committed)
+        transaction.commit()
+    with uow as transaction:
+        transaction.add_listener(rolled_back)
+        transaction.rollback()
+    assert ("committed", "rolledback") == (committed.outcome, rolled_back.outcome)
+
+
+def test_collect_new_events_empties_seen_in_order() -> None:
+    uow = SyncInMemoryUnitOfWork()
+    first = Book(id="1", title="Dune", messages=[registered("1"), registered("2")])
+    second = Book(id="2", title="Emma", messages=[registered("3")])
+    uow.books.add(first)
+    uow.books.add(second)
+    assert [registered("1"), registered("2"), registered("3")] == list(uow.collect_new_events())
+    assert [] == uow.books.seen
+    assert [] == first.messages
+
+
+def test_metrics_store_counts_the_transactions() -> None:
+    uow = SyncInMemoryUnitOfWork()
+    uow.metrics_store = RecordingMetricsStore()
+    with uow as transaction:
+        transaction.commit()
+    with pytest.raises(ValueError, match="x"):
+        with uow as transaction:
+            raise ValueError("x")
+    assert [
+        "begin",
+        "closed:committed",
+        "begin",
+        "failed",
+        "closed:rolledback",
+    ] == uow.metrics_store.events
+
+
+def test_repr_names_the_unit_of_work_and_status() -> None:
+    uow = SyncInMemoryUnitOfWork()
+    with uow as transaction:
+        assert "SyncInMemoryUnitOfWork running" in repr(transaction)
+        transaction.rollback()
+
+
+def test_rollback_discards_buffered_messages_even_without_a_block() -> None:
+    uow = SyncInMemoryUnitOfWork()
+    uow.messagestore.stream_buffer.append(RegisterBook(id="1", title="Dune"))
+    uow.messagestore.discard_eventstream()
+    assert [] == uow.messagestore.stream_buffer

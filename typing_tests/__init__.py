@@ -1,0 +1,1 @@
+"""Code written the way users write it, type-checked with mypy --strict (nox -s typecheck)."""
