@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
     from messagebus.adapters.sqlalchemy.relay import AsyncOutboxRelay
     from messagebus.service._async.eventstream import AsyncAbstractEventstreamTransport
@@ -159,7 +160,7 @@ async def _serve(args: argparse.Namespace) -> int:
         logger.info(
             "outbox relay started on %s, table %s, %s pending", shown, relay.outbox.name, pending
         )
-        stopped_hard = _stop_on_signals(relay)
+        signals = _stop_on_signals(relay)
         try:
             if args.once:
                 status = await _deliver_due(relay)
@@ -167,7 +168,7 @@ async def _serve(args: argparse.Namespace) -> int:
                 await relay.run()
                 status = 0
         except asyncio.CancelledError:
-            if not stopped_hard:
+            if len(signals) < 2:
                 raise
             logger.warning("outbox relay: stopped by a second signal, a row may be sent again")
             return 1
@@ -204,7 +205,7 @@ def _async_url(raw: str) -> URL:
     return url
 
 
-def _engine(url: URL, shown: str) -> Any:
+def _engine(url: URL, shown: str) -> AsyncEngine:
     from sqlalchemy.exc import ArgumentError, InvalidRequestError, NoSuchModuleError
     from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -257,9 +258,11 @@ async def _load_transport(spec: str) -> AsyncAbstractEventstreamTransport:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
-        factory = functools.reduce(getattr, attribute.split("."), module)
+        factory: Any = functools.reduce(getattr, attribute.split("."), module)
     except (ImportError, AttributeError) as exc:
         raise RelayConfigurationError(f"cannot load --transport {spec}: {exc}") from None
+    if not callable(factory):
+        raise RelayConfigurationError(f"--transport {spec} is not callable: name a factory")
     try:
         transport = factory()
         if inspect.isawaitable(transport):
