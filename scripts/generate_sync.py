@@ -28,6 +28,8 @@ PAIRS = [
     ("messagebus/service/_async", "messagebus/service/_sync"),
     ("tests/unit/_async", "tests/unit/_sync"),
     ("typing_tests/_async", "typing_tests/_sync"),
+    ("messagebus/adapters/sqlalchemy/_async", "messagebus/adapters/sqlalchemy/_sync"),
+    ("tests/integration/_async", "tests/integration/_sync"),
 ]
 
 # Names unasync does not rename by itself (it already turns AsyncFoo into SyncFoo).

@@ -1,9 +1,33 @@
-"""The SQLAlchemy adapter: a SQL unit of work, message store and transactional outbox.
+"""The SQLAlchemy adapter: a SQL unit of work, a message store and a transactional outbox.
 
-Install it with ``pip install messagebus[sqlalchemy]`` (SQLite) or
-``messagebus[sqlalchemy,postgresql]``.
+Install it with ``pip install messagebus[sqlalchemy]`` (SQLite through aiosqlite and
+sqlite3), and add ``messagebus[postgresql]`` for PostgreSQL (asyncpg, psycopg 3).
+
+- :func:`messagebus_tables` adds the message store, outbox and inbox tables to your
+  metadata;
+- :class:`AsyncSqlAlchemyUnitOfWork` / :class:`SyncSqlAlchemyUnitOfWork` open one
+  connection and transaction per ``async with`` / ``with`` and write the handled messages,
+  and the outbox, in it;
+- :class:`AsyncSqlAlchemyRepository` / :class:`SyncSqlAlchemyRepository` are the base
+  classes of your repositories, which run their statements on that connection.
 """
 
-from .tables import MessagebusTables, messagebus_tables
+from ._async.repository import AsyncSqlAlchemyMessageStoreRepository, AsyncSqlAlchemyRepository
+from ._async.unit_of_work import AsyncSqlAlchemyUnitOfWork
+from ._sync.repository import SyncSqlAlchemyMessageStoreRepository, SyncSqlAlchemyRepository
+from ._sync.unit_of_work import SyncSqlAlchemyUnitOfWork
+from .errors import DatabaseUnavailableError
+from .tables import MessagebusTables, UtcDateTime, messagebus_tables
 
-__all__ = ["MessagebusTables", "messagebus_tables"]
+__all__ = [
+    "AsyncSqlAlchemyMessageStoreRepository",
+    "AsyncSqlAlchemyRepository",
+    "AsyncSqlAlchemyUnitOfWork",
+    "DatabaseUnavailableError",
+    "MessagebusTables",
+    "SyncSqlAlchemyMessageStoreRepository",
+    "SyncSqlAlchemyRepository",
+    "SyncSqlAlchemyUnitOfWork",
+    "UtcDateTime",
+    "messagebus_tables",
+]

@@ -49,7 +49,7 @@ class AsyncSqlAlchemyUnitOfWork(
     work (see :class:`~messagebus.adapters.sqlalchemy.AsyncSqlAlchemyRepository`)::
 
         class UnitOfWork(AsyncSqlAlchemyUnitOfWork[BookRepository, SinkholeMetricsStore]):
-            def __init__(self, engine: AsyncEngine) -> None:
+            def __init__(self, engine) -> None:
                 super().__init__(engine)
                 self.books = BookRepository(self)
 

@@ -50,7 +50,7 @@ class SyncSqlAlchemyUnitOfWork(
     work (see :class:`~messagebus.adapters.sqlalchemy.SyncSqlAlchemyRepository`)::
 
         class UnitOfWork(SyncSqlAlchemyUnitOfWork[BookRepository, SinkholeMetricsStore]):
-            def __init__(self, engine: SyncEngine) -> None:
+            def __init__(self, engine) -> None:
                 super().__init__(engine)
                 self.books = BookRepository(self)
 
