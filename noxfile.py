@@ -31,7 +31,7 @@ def install(session: nox.Session, *groups: str, extras: str = "") -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite: unit tests, integration tests, docs and cookbook."""
-    install(session, "test", extras="prometheus")
+    install(session, "test", extras="prometheus,postgresql")
     session.run("pytest", *session.posargs)
 
 
@@ -46,7 +46,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """Run mypy --strict on the package and on the typed usage files of both APIs."""
-    install(session, "typecheck", extras="prometheus")
+    install(session, "typecheck", extras="prometheus,postgresql")
     session.run("mypy")
     session.run("mypy", "--strict", "typing_tests")
 

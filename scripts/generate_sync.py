@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
 
 import tokenize_rt
@@ -84,6 +85,17 @@ def _words(source: str) -> set[str]:
     return words
 
 
+def _write_ruff_config(folder: Path) -> None:
+    """Give ruff the project's settings, without the excludes that skip generated code."""
+    settings = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["ruff"]
+    first_party = settings["lint"]["isort"]["known-first-party"]
+    (folder / "ruff.toml").write_text(
+        f"line-length = {settings['line-length']}\n"
+        f"target-version = {settings['target-version']!r}\n"
+        f"[lint.isort]\nknown-first-party = {first_party!r}\n"
+    )
+
+
 def _ruff(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "ruff", *args], check=True, cwd=ROOT)
 
@@ -118,8 +130,7 @@ def check() -> int:
     problems: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        # ruff reads its settings from pyproject.toml above the files it formats
-        shutil.copy(ROOT / "pyproject.toml", out / "pyproject.toml")
+        _write_ruff_config(out)
         used = generate(out)
         for rule in sorted(REPLACEMENTS.keys() - used):
             problems.append(f"replacement rule {rule!r} matched nothing: remove it")
@@ -152,7 +163,7 @@ def check() -> int:
 def write() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        shutil.copy(ROOT / "pyproject.toml", out / "pyproject.toml")
+        _write_ruff_config(out)
         generate(out)
         for _, target_rel in PAIRS:
             if (out / target_rel).exists():
