@@ -142,8 +142,8 @@ async def _serve(args: argparse.Namespace) -> int:
             f"{exc}: install the SQLAlchemy adapter, pip install 'messagebus[sqlalchemy]'"
         ) from None
 
-    url = _async_url(args.db)
-    shown = url.render_as_string(hide_password=True)
+    given, url = _urls(args.db)
+    shown = given.render_as_string(hide_password=True)
     transport = await _load_transport(args.transport)
     engine = _engine(url, shown)
     relay = AsyncOutboxRelay(
@@ -187,22 +187,23 @@ async def _serve(args: argparse.Namespace) -> int:
         await engine.dispose()
 
 
-def _async_url(raw: str) -> URL:
+def _urls(raw: str) -> tuple[URL, URL]:
+    """Return the URL as given, to show, and the one to connect with, async."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
-        url = make_url(raw)
+        given = make_url(raw)
     except ArgumentError:
         raise RelayConfigurationError(
             "--db is not a database URL: write it like postgresql://user@host/db "
             "or sqlite:///path/to/file.db"
         ) from None
-    backend = url.get_backend_name()
-    if url.get_driver_name() in _SYNC_DRIVERS and backend in _ASYNC_DRIVERS:
+    backend, _, driver = given.drivername.partition("+")
+    if driver in _SYNC_DRIVERS and backend in _ASYNC_DRIVERS:
         backend = "postgresql" if backend == "postgres" else backend
-        url = url.set(drivername=f"{backend}+{_ASYNC_DRIVERS[backend]}")
-    return url
+        return given, given.set(drivername=f"{backend}+{_ASYNC_DRIVERS[backend]}")
+    return given, given
 
 
 def _engine(url: URL, shown: str) -> AsyncEngine:
@@ -213,8 +214,8 @@ def _engine(url: URL, shown: str) -> AsyncEngine:
         return create_async_engine(url)
     except ImportError as exc:
         raise RelayConfigurationError(
-            f"the driver of {shown} is not installed ({exc}): "
-            f"pip install 'messagebus[sqlalchemy,postgresql]'"
+            f"the driver of {shown} is not installed ({exc}): install it; "
+            f"for PostgreSQL, pip install 'messagebus[postgresql]'"
         ) from None
     except (ArgumentError, InvalidRequestError, NoSuchModuleError) as exc:
         raise RelayConfigurationError(f"cannot use {shown}: {exc}") from None

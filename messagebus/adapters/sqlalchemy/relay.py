@@ -391,4 +391,8 @@ def error_reason(error: BaseException) -> str:
     For a SQLAlchemy error it is the driver's own error, without the SQL statement.
     """
     original = getattr(error, "orig", None)
-    return _describe(original if isinstance(original, BaseException) else error)
+    if isinstance(original, BaseException):
+        # Async drivers are wrapped in a DB-API adapter whose cause names the problem.
+        cause = original.__cause__
+        error = cause if isinstance(cause, Exception) else original
+    return _describe(error)
