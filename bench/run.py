@@ -1,0 +1,291 @@
+"""`python -m bench`: run the interleaved rounds, print the table and the target checks."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from bench import metadata_copy, profiling
+from bench.pypi import PYPI_VERSION, ROOT, VENV, ensure_venv
+
+SCENARIO = Path(__file__).resolve().with_name("scenario.py")
+SCENARIOS = ("simple", "fanout")
+OURS, PYPI, FLOOR = "ours", "pypi", "floor"
+LABELS = {
+    OURS: "messagebus (this tree)",
+    PYPI: f"messagebus {PYPI_VERSION} (PyPI)",
+    FLOOR: "floor (hand-written)",
+}
+TARGET_SPEEDUP = {"simple": 2.0, "fanout": 3.0}
+TARGET_FLOOR_RATIO = 1.15
+TARGET_TAIL_RATIO = 3.0
+
+
+@dataclass
+class Implementation:
+    """How to start the scenario script for one implementation, and where its code must be."""
+
+    key: str
+    command: list[str]
+    env: dict[str, str]
+    cwd: Path
+    package_dir: Path
+
+    def run(self, scenario: str, args: argparse.Namespace, profile: bool = False) -> Any:
+        command = [
+            *self.command,
+            "--scenario",
+            scenario,
+            "--commands",
+            str(args.commands),
+            "--warmup",
+            str(args.warmup),
+            "--gc",
+            args.gc,
+        ]
+        if profile:
+            command.append("--profile")
+        done = subprocess.run(
+            command, env=self.env, cwd=self.cwd, capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"{LABELS[self.key]} failed on {scenario}:\n{done.stderr}")
+        result = json.loads(done.stdout)
+        if not Path(result["messagebus_file"]).resolve().is_relative_to(self.package_dir):
+            raise SystemExit(
+                f"{LABELS[self.key]} imported messagebus from {result['messagebus_file']}, "
+                f"not from {self.package_dir}: check PYTHONPATH and the working directory"
+            )
+        return result
+
+
+def implementations(pypi_python: Path | None) -> list[Implementation]:
+    """Return ours and the floor (this source tree), and the PyPI package if given."""
+    # -P keeps the script's folder off sys.path; PYTHONPATH puts this tree's package first.
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    ours = [sys.executable, "-P", str(SCENARIO)]
+    found = [
+        Implementation(OURS, [*ours, "--implementation", "bus"], env, ROOT, ROOT / "messagebus"),
+        Implementation(FLOOR, [*ours, "--implementation", "floor"], env, ROOT, ROOT / "messagebus"),
+    ]
+    if pypi_python is not None:
+        # -I ignores PYTHONPATH and the user site and keeps the cwd and script folder off
+        # sys.path: only the virtualenv's site-packages can provide messagebus.
+        clean = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+        command = [str(pypi_python), "-I", str(SCENARIO), "--implementation", "bus"]
+        found.insert(1, Implementation(PYPI, command, clean, VENV, VENV.resolve()))
+    return found
+
+
+@dataclass
+class Series:
+    """The runs of one implementation on one scenario, one per round."""
+
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def mean_ns(self) -> float:
+        """Time per command: the median over the rounds of each run's mean latency."""
+        return statistics.median(statistics.fmean(run["latencies_ns"]) for run in self.runs)
+
+    def round_means(self) -> list[float]:
+        return [statistics.fmean(run["latencies_ns"]) for run in self.runs]
+
+    def percentile(self, fraction: float) -> float:
+        """The latency below which ``fraction`` of all the commands of all rounds fall."""
+        pooled = sorted(value for run in self.runs for value in run["latencies_ns"])
+        return pooled[min(len(pooled) - 1, int(fraction * len(pooled)))]
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark the message bus against messagebus 0.16.1 and a hand-written floor.",
+    )
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (5)")
+    parser.add_argument("--commands", type=int, default=20_000, help="per run (20000)")
+    parser.add_argument("--warmup", type=int, default=2_000, help="untimed, per run (2000)")
+    parser.add_argument(
+        "--gc",
+        choices=["disabled", "enabled"],
+        default="disabled",
+        help="during the timed loop, for every implementation (disabled, as timeit does)",
+    )
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
+    parser.add_argument("--no-pypi", action="store_true", help="skip messagebus 0.16.1")
+    parser.add_argument(
+        "--profile", action="store_true", help="profile our bus with cProfile instead"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.commands, args.warmup = 1, 2_000, 200
+    return args
+
+
+def tree_state() -> str:
+    """Return the commit of this tree and whether its package has uncommitted changes."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "messagebus"],
+            check=False,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:  # no git: a source archive
+        return "this tree: not a git checkout"
+    return f"this tree: commit {commit or '?'}" + (
+        ", with uncommitted changes in messagebus/" if dirty else ""
+    )
+
+
+def header(args: argparse.Namespace, impls: list[Implementation]) -> list[str]:
+    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
+    return [
+        tree_state(),
+        f"Python {platform.python_version()}, pydantic {version('pydantic')}, "
+        f"{os.cpu_count()} CPUs, load average {load}",
+        f"Implementations: {', '.join(LABELS[impl.key] for impl in impls)}",
+        f"{args.rounds} interleaved round(s) of {args.commands} commands per run after "
+        f"{args.warmup} untimed ones; GC {args.gc} during the timed loop for every "
+        f"implementation (collected just before it).",
+        "Time per command: median over rounds of each run's mean; p50/p99 over all commands.",
+    ]
+
+
+def table(series: dict[tuple[str, str], Series], keys: list[str]) -> list[str]:
+    lines = [
+        f"{'scenario':<8} {'implementation':<28} {'cmd/s':>9} {'µs/cmd':>8} {'p50 µs':>8} "
+        f"{'p99 µs':>8} {'p99/p50':>8} {'x floor':>8}"
+    ]
+    for scenario in SCENARIOS:
+        floor = series[scenario, FLOOR].mean_ns
+        for key in keys:
+            one = series[scenario, key]
+            p50, p99 = one.percentile(0.50), one.percentile(0.99)
+            lines.append(
+                f"{scenario:<8} {LABELS[key]:<28} {1e9 / one.mean_ns:>9,.0f} "
+                f"{one.mean_ns / 1000:>8.2f} {p50 / 1000:>8.2f} {p99 / 1000:>8.2f} "
+                f"{p99 / p50:>8.2f} {one.mean_ns / floor:>8.2f}"
+            )
+    return lines
+
+
+def spread(ratios: list[float]) -> str:
+    return f"rounds {min(ratios):.2f}-{max(ratios):.2f}" if len(ratios) > 1 else "one round"
+
+
+def checks(series: dict[tuple[str, str], Series], with_pypi: bool) -> list[tuple[bool, str]]:
+    """Return (passed, description) for each target."""
+    found: list[tuple[bool, str]] = []
+    for scenario in SCENARIOS:
+        ours = series[scenario, OURS]
+        if with_pypi:
+            pypi = series[scenario, PYPI]
+            speedup = pypi.mean_ns / ours.mean_ns
+            per_round = [p / o for p, o in zip(pypi.round_means(), ours.round_means(), strict=True)]
+            target = TARGET_SPEEDUP[scenario]
+            found.append(
+                (
+                    speedup >= target,
+                    f"{scenario}: throughput {speedup:.2f}x messagebus {PYPI_VERSION} "
+                    f"(target >= {target:.0f}x; {spread(per_round)})",
+                )
+            )
+        floor = series[scenario, FLOOR]
+        ratio = ours.mean_ns / floor.mean_ns
+        per_round = [o / f for o, f in zip(ours.round_means(), floor.round_means(), strict=True)]
+        found.append(
+            (
+                ratio <= TARGET_FLOOR_RATIO,
+                f"{scenario}: time per command {ratio:.2f}x the floor "
+                f"(target <= {TARGET_FLOOR_RATIO}x; {spread(per_round)})",
+            )
+        )
+        tail = ours.percentile(0.99) / ours.percentile(0.50)
+        found.append(
+            (
+                tail < TARGET_TAIL_RATIO,
+                f"{scenario}: p99 {tail:.2f}x p50 (target < {TARGET_TAIL_RATIO:.0f}x)",
+            )
+        )
+    return found
+
+
+def run_plugins(args: argparse.Namespace) -> int:
+    """Run `bench/sql.py` if it exists, with the flags it is documented to receive."""
+    if not Path(__file__).with_name("sql.py").exists():
+        return 0
+    print("\n== SQL unit of work (bench/sql.py) ==", flush=True)
+    module = importlib.import_module("bench.sql")
+    flags = [flag for flag in ("--quick", "--strict") if getattr(args, flag[2:])]
+    return int(module.main(flags))
+
+
+def profile(args: argparse.Namespace) -> int:
+    ours = implementations(None)[0]
+    for scenario in SCENARIOS:
+        command = [
+            *ours.command,
+            "--scenario",
+            scenario,
+            "--commands",
+            str(args.commands),
+            "--warmup",
+            str(args.warmup),
+            "--profile",
+        ]
+        print("\n".join(profiling.run(command, ours.env, f"\n{scenario}")))
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    args = parse(argv)
+    if args.profile:
+        return profile(args)
+    pypi_python = None if args.no_pypi else ensure_venv()
+    impls = implementations(pypi_python)
+    keys = [impl.key for impl in impls]
+    print("\n".join(header(args, impls)), flush=True)
+    series = {(scenario, key): Series() for scenario in SCENARIOS for key in keys}
+    for index in range(args.rounds):
+        # Rotate who goes first, so no implementation always runs on a cold machine.
+        order = impls[index % len(impls) :] + impls[: index % len(impls)]
+        for scenario in SCENARIOS:
+            for impl in order:
+                series[scenario, impl.key].runs.append(impl.run(scenario, args))
+        print(f"  round {index + 1}/{args.rounds} done", flush=True)
+
+    print()
+    print("\n".join(table(series, keys)))
+    print("\nMessage construction (metadata default shared vs deep-copied):")
+    micro = metadata_copy.measure(count=args.commands, repeats=3 if args.quick else 7)
+    print("\n".join(metadata_copy.report(micro)))
+
+    results = checks(series, with_pypi=pypi_python is not None)
+    results.append((micro.shared, "a message's frozen Metadata default is shared, not copied"))
+    print("\nTargets (this package, measured in this run):")
+    for passed, description in results:
+        print(f"  {'PASS' if passed else 'FAIL'}  {description}")
+    failed = sum(not passed for passed, _ in results)
+    print(f"{len(results) - failed} passed, {failed} failed")
+    status = 1 if args.strict and failed else 0
+    return max(status, run_plugins(args))
