@@ -11,7 +11,7 @@ import nox
 
 nox.needs_version = ">=2024.4.15"
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["tests", "lint", "typecheck", "unasync"]
+nox.options.sessions = ["tests", "lint", "typecheck", "unasync", "docs"]
 
 ROOT = Path(__file__).parent
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
@@ -66,3 +66,12 @@ def bench(session: nox.Session) -> None:
     """Benchmark the bus against messagebus 0.16.1 from PyPI and a hand-written floor."""
     install(session, "bench")
     session.run("python", "-m", "bench", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site; a warning or a broken reference fails the build."""
+    install(session, "docs", extras="prometheus")
+    session.run(
+        "sphinx-build", "-n", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html"
+    )
