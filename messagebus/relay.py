@@ -99,6 +99,13 @@ def _parser() -> argparse.ArgumentParser:
         help="sleep when nothing is due (%(default)s)",
     )
     parser.add_argument(
+        "--commit-interval",
+        type=float,
+        default=0.1,
+        metavar="SECONDS",
+        help="commit the delivered marks at least this often; 0: after every row (%(default)s)",
+    )
+    parser.add_argument(
         "--progress-interval",
         type=float,
         default=10.0,
@@ -152,6 +159,7 @@ async def _serve(args: argparse.Namespace) -> int:
         prefix=args.prefix,
         batch_size=args.batch_size,
         poll_interval=args.poll_interval,
+        commit_interval=args.commit_interval,
         progress_interval=args.progress_interval or None,
     )
     try:

@@ -11,14 +11,18 @@ How it works, per batch:
 2. For each stream it takes a lock on the stream (on PostgreSQL a session advisory lock,
    ``pg_try_advisory_lock``; a stream locked by another relay is skipped), then reads the
    stream's pending rows in ``id`` order.
-3. It sends each row and, once the transport returned, marks it delivered in its own
-   short transaction. A row whose send raised gets ``attempts`` + 1, ``last_error`` and an
-   ``available_at`` postponed by an exponential backoff with jitter (:class:`Backoff`);
-   the rest of its stream waits behind it, other streams go on.
+3. It sends each row and, once the transport returned, marks it delivered. The marks are
+   committed together, in a short transaction, at most ``commit_interval`` seconds apart
+   (a commit per row would cost a disk flush per row) and always before the relay leaves
+   the stream. No transaction is open while the transport works.
+4. A row whose send raised gets ``attempts`` + 1, ``last_error`` and an ``available_at``
+   postponed by an exponential backoff with jitter (:class:`Backoff`); the rest of its
+   stream waits behind it, other streams go on.
 
-No row is skipped: a row is pending until a send of it succeeded. A relay killed between
-a send and its commit sends that row again: consumers see duplicates, never gaps (the
-inbox removes the duplicates). Several relays may run at once on PostgreSQL: a stream is
+No row is skipped: a row is pending until a send of it succeeded and was marked. A relay
+killed between a send and the commit of its mark sends that row again: consumers see
+duplicates (at most the rows of one ``commit_interval``), never gaps; the inbox removes
+the duplicates. Several relays may run at once on PostgreSQL: a stream is
 sent by one relay at a time and a row by one relay in the normal path. On SQLite run a
 single relay: SQLite has no lock that a relay could hold while it sends.
 
@@ -118,6 +122,12 @@ class AsyncOutboxRelay:
         the retries of :meth:`run` when the database fails.
     :param send_timeout: seconds after which a send that did not return counts as a
         failure; ``None`` waits as long as the transport does.
+    :param commit_interval: the longest time, in seconds, that sent rows wait to be marked
+        delivered: the marks of the rows sent meanwhile are committed together. A relay
+        killed in that window sends those rows again; ``0`` commits after every row, at
+        the price of a commit (a disk flush) per row. The marks are always committed
+        before the relay leaves a stream: after a failure, at the end of a batch, on
+        :meth:`stop`.
     :param progress_interval: seconds between two progress lines logged by :meth:`run`
         (delivered count, pending count) at INFO level; ``None`` logs none.
 
@@ -136,6 +146,7 @@ class AsyncOutboxRelay:
         poll_interval: float = 1.0,
         backoff: Backoff | None = None,
         send_timeout: float | None = 60.0,
+        commit_interval: float = 0.1,
         progress_interval: float | None = 10.0,
     ) -> None:
         if batch_size < 1:
@@ -149,6 +160,7 @@ class AsyncOutboxRelay:
         self.poll_interval = poll_interval
         self.backoff = backoff if backoff is not None else Backoff()
         self.send_timeout = send_timeout
+        self.commit_interval = commit_interval
         self.progress_interval = progress_interval
         self.delivered = 0
         """How many rows this relay delivered since it was made."""
@@ -299,23 +311,41 @@ class AsyncOutboxRelay:
         rows = [_Row(*row) for row in (await conn.execute(query)).all()]
         # No transaction stays open while the transport works.
         await conn.commit()
+        sent: list[int] = []
         delivered = 0
-        for row in rows:
-            if self.stopping or row.available_at > now:
-                break
-            error = await self._send(row)
-            if error is not None:
-                await self._postpone(conn, row, error)
-                break
-            await conn.execute(
-                update(outbox)
-                .where(outbox.c.id == row.id)
-                .values(delivered_at=_utcnow(), attempts=outbox.c.attempts + 1)
-            )
-            await conn.commit()
-            delivered += 1
-            self.delivered += 1
+        last_commit = time.monotonic()
+        try:
+            for row in rows:
+                if self.stopping or row.available_at > now:
+                    break
+                error = await self._send(row)
+                if error is not None:
+                    await self._postpone(conn, row, error)
+                    break
+                sent.append(row.id)
+                if time.monotonic() - last_commit >= self.commit_interval:
+                    delivered += await self._mark_delivered(conn, sent)
+                    last_commit = time.monotonic()
+        finally:
+            # Also on a cancellation: what was sent is marked, unless the database fails.
+            delivered += await self._mark_delivered(conn, sent)
         return delivered
+
+    async def _mark_delivered(self, conn: AsyncConnection, sent: list[int]) -> int:
+        """Mark the rows of ``sent`` delivered in one transaction, empty it, return how many."""
+        if not sent:
+            return 0
+        outbox = self.outbox
+        await conn.execute(
+            update(outbox)
+            .where(outbox.c.id.in_(sent))
+            .values(delivered_at=_utcnow(), attempts=outbox.c.attempts + 1)
+        )
+        await conn.commit()
+        count = len(sent)
+        self.delivered += count
+        sent.clear()
+        return count
 
     async def _send(self, row: _Row) -> BaseException | None:
         """Send ``row``; return the error if the transport did not take it."""
