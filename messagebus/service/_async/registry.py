@@ -10,7 +10,6 @@ import importlib
 import inspect
 import sys
 import typing
-from collections import deque
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any, Generic
@@ -18,14 +17,21 @@ from typing import Any, Generic
 import venusian
 
 from messagebus.domain.model import GenericCommand, Message
+from messagebus.ports.observability import AbstractMetricsStore, SinkholeMetricsStore
 from messagebus.service._async.dependency import AsyncDependency, AsyncMessageHook
-from messagebus.service._async.unit_of_work import AsyncUnitOfWorkTransaction, TAsyncUow
+from messagebus.service._async.repository import AsyncSinkholeMessageStoreRepository
+from messagebus.service._async.unit_of_work import (
+    AsyncAbstractUnitOfWork,
+    AsyncUnitOfWorkTransaction,
+    TAsyncUow,
+)
 from messagebus.service._types import TAsyncHandler
 from messagebus.service.errors import ConfigurationError
 
 __all__ = ["AsyncMessageBus", "ConfigurationError", "async_listen"]
 
 _CATEGORY = "async_messagebus"
+_NO_DEPENDENCIES: dict[str, Any] = {}
 
 
 def async_listen(wrapped: TAsyncHandler) -> TAsyncHandler:
@@ -124,35 +130,72 @@ class AsyncMessageBus(Generic[TAsyncUow]):
                 f"{type(command).__name__} has no handler: decorate a function with "
                 f"@async_listen and pass its module to bus.scan()"
             )
-        uow = transaction.uow
-        metrics = uow.metrics_store
+        if self.dependencies or transient_dependencies:
+            dependencies = self._resolve(transaction, transient_dependencies)
+        else:
+            dependencies = _NO_DEPENDENCIES
+        metrics = transaction.uow.metrics_store
+        if type(metrics) is SinkholeMetricsStore:  # nothing to count: skip the calls
+            return await self._dispatch(hook, command, transaction, dependencies, None)
         with metrics.command_processing_timer(command):
-            if self.dependencies or transient_dependencies:
-                dependencies = self._resolve(transaction, transient_dependencies)
-            else:
-                dependencies = {}
-            messagestore = uow.messagestore
+            return await self._dispatch(hook, command, transaction, dependencies, metrics)
+
+    async def _dispatch(  # noqa: PLR0912 - the hot path, kept in one frame on purpose
+        self,
+        hook: AsyncMessageHook,
+        command: GenericCommand[Any],
+        transaction: AsyncUnitOfWorkTransaction[Any],
+        dependencies: dict[str, Any],
+        metrics: AbstractMetricsStore | None,
+    ) -> Any:
+        uow = transaction.uow
+        if type(uow).collect_new_events is AsyncAbstractUnitOfWork.collect_new_events:
+            take_new_events = uow._take_new_events
+        else:  # a unit of work that finds its events its own way
+
+            def take_new_events() -> list[Message[Any]]:
+                return list(uow.collect_new_events())
+
+        messagestore = uow.messagestore
+        add = messagestore.add
+        buffer = None
+        if type(messagestore) is AsyncSinkholeMessageStoreRepository:
+            # It stores nothing; it only keeps the published messages for its publisher.
+            add = None
+            if messagestore.publisher is not None:
+                buffer = messagestore.stream_buffer
+
+        if metrics is not None:
             metrics.inc_messages_processed_total(command.metadata)
-            if hook.plain:
-                result = await hook.callback(command, transaction)
-            else:
-                result = await hook(command, transaction, dependencies)
-            queue = deque(uow.collect_new_events())
-            await messagestore.add(command)
-            events_registry = self.events_registry
-            while queue:
-                message = queue.popleft()
+        if hook.plain:
+            result = await hook.callback(command, transaction)
+        else:
+            result = await hook(command, transaction, dependencies)
+        queue = take_new_events()
+        if add is not None:
+            await add(command)
+        elif buffer is not None and command.metadata.published:
+            buffer.append(command)
+
+        # A list read with an index is the FIFO: events raised while handling are
+        # appended, and handled in the order they were raised.
+        index = 0
+        while index < len(queue):
+            message = queue[index]
+            index += 1
+            if metrics is not None:
                 metrics.inc_messages_processed_total(message.metadata)
-                hooks = events_registry.get(type(message))
-                if hooks is None:
-                    hooks = self._command_hooks(message)
-                for hook in hooks:
-                    if hook.plain:
-                        await hook.callback(message, transaction)
-                    else:
-                        await hook(message, transaction, dependencies)
-                    queue.extend(uow.collect_new_events())
-                await messagestore.add(message)
+            hooks = self.events_registry.get(type(message)) or self._command_hooks(message)
+            for event_hook in hooks:
+                if event_hook.plain:
+                    await event_hook.callback(message, transaction)
+                else:
+                    await event_hook(message, transaction, dependencies)
+                queue.extend(take_new_events())
+            if add is not None:
+                await add(message)
+            elif buffer is not None and message.metadata.published:
+                buffer.append(message)
         return result
 
     def _command_hooks(self, message: Message[Any]) -> list[AsyncMessageHook]:

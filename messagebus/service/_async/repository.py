@@ -78,5 +78,10 @@ class AsyncAbstractMessageStoreRepository(abc.ABC):
 class AsyncSinkholeMessageStoreRepository(AsyncAbstractMessageStoreRepository):
     """A message store that keeps nothing, the default of every unit of work."""
 
+    async def add(self, message: Message[Any]) -> None:
+        """Keep ``message`` for the publisher if it is published; store nothing."""
+        if self.publisher is not None and message.metadata.published:
+            self.stream_buffer.append(message)
+
     async def _add(self, message: Message[Any]) -> None:
         """Drop the message."""

@@ -60,6 +60,8 @@ _rolledback = TransactionStatus.rolledback
 _closed = TransactionStatus.closed
 
 _SHARED_METRICS = SinkholeMetricsStore()
+_IS_REPOSITORY: dict[type, bool] = {}
+_BASE_PUBLISH = AsyncAbstractMessageStoreRepository.publish_eventstream
 
 
 class AsyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TAsyncMessageStore, TMetricsStore]):
@@ -81,13 +83,26 @@ class AsyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TAsyncMessageStore
 
     def collect_new_events(self) -> Iterator[Message[Any]]:
         """Yield, and forget, the events raised by the models in the repositories' ``seen``."""
-        for member in list(self.__dict__.values()):
-            if isinstance(member, AsyncAbstractRepository):
+        yield from self._take_new_events()
+
+    def _take_new_events(self) -> list[Message[Any]]:
+        # On the hot path: called after every handler. A dict of known attribute types
+        # replaces an isinstance() check against the ABC for each attribute.
+        events: list[Message[Any]] = []
+        for member in self.__dict__.values():
+            kind = type(member)
+            is_repository = _IS_REPOSITORY.get(kind)
+            if is_repository is None:
+                is_repository = _IS_REPOSITORY[kind] = issubclass(kind, AsyncAbstractRepository)
+            if is_repository and member.seen:
                 seen = member.seen
-                while seen:
-                    messages = seen.pop(0).messages
-                    while messages:
-                        yield messages.pop(0)
+                for model in seen:
+                    messages = model.messages
+                    if messages:
+                        events.extend(messages)
+                        messages.clear()
+                seen.clear()
+        return events
 
     async def __aenter__(self) -> AsyncUnitOfWorkTransaction[Self]:
         current: AsyncUnitOfWorkTransaction[Any] | None = self.__dict__.get("_transaction")
@@ -99,7 +114,9 @@ class AsyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TAsyncMessageStore
             )
         transaction = AsyncUnitOfWorkTransaction(self)
         self._transaction = transaction
-        self.metrics_store.inc_beginned_transaction_count()
+        metrics = self.metrics_store
+        if type(metrics) is not SinkholeMetricsStore:
+            metrics.inc_beginned_transaction_count()
         return transaction
 
     async def __aexit__(
@@ -223,9 +240,17 @@ class AsyncUnitOfWorkTransaction(Generic[TAsyncUow]):
     async def _close(self) -> None:
         status = self.status
         self.status = _closed
-        self.uow.metrics_store.inc_transaction_closed_count(status)
+        uow = self.uow
+        metrics = uow.metrics_store
+        if type(metrics) is not SinkholeMetricsStore:
+            metrics.inc_transaction_closed_count(status)
         if status is _committed:
-            await self.uow.messagestore.publish_eventstream()
+            messagestore = uow.messagestore
+            # Nothing to send through the base implementation: skip the call.
+            if messagestore.stream_buffer or (
+                type(messagestore).publish_eventstream is not _BASE_PUBLISH
+            ):
+                await messagestore.publish_eventstream()
 
     async def __aexit__(
         self,

@@ -50,9 +50,7 @@ class SyncMessageHook:
         self.plain = not self.dependencies and not self.optional_dependencies
         """True when the handler takes only the message and the transaction."""
 
-    def __call__(
-        self, message: Any, transaction: Any, dependencies: Mapping[str, Any]
-    ) -> Any:
+    def __call__(self, message: Any, transaction: Any, dependencies: Mapping[str, Any]) -> Any:
         """Call the handler with the dependencies it asks for."""
         if self.plain:
             return self.callback(message, transaction)

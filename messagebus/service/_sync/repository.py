@@ -11,8 +11,8 @@ from collections.abc import MutableSequence
 from typing import Any, Generic, TypeVar
 
 from messagebus.domain.model import GenericModel, Message
-from messagebus.service._sync.eventstream import SyncEventstreamPublisher
 from messagebus.service._per_instance import PerInstance
+from messagebus.service._sync.eventstream import SyncEventstreamPublisher
 
 __all__ = [
     "SyncAbstractMessageStoreRepository",
@@ -78,6 +78,11 @@ class SyncAbstractMessageStoreRepository(abc.ABC):
 
 class SyncSinkholeMessageStoreRepository(SyncAbstractMessageStoreRepository):
     """A message store that keeps nothing, the default of every unit of work."""
+
+    def add(self, message: Message[Any]) -> None:
+        """Keep ``message`` for the publisher if it is published; store nothing."""
+        if self.publisher is not None and message.metadata.published:
+            self.stream_buffer.append(message)
 
     def _add(self, message: Message[Any]) -> None:
         """Drop the message."""

@@ -27,12 +27,12 @@ from messagebus.ports.observability import (
     SinkholeMetricsStore,
     TMetricsStore,
 )
+from messagebus.service._per_instance import PerInstance
 from messagebus.service._sync.repository import (
     SyncAbstractMessageStoreRepository,
     SyncAbstractRepository,
     SyncSinkholeMessageStoreRepository,
 )
-from messagebus.service._per_instance import PerInstance
 
 if TYPE_CHECKING:
     from messagebus.service._sync.dependency import SyncDependency
@@ -61,6 +61,8 @@ _rolledback = TransactionStatus.rolledback
 _closed = TransactionStatus.closed
 
 _SHARED_METRICS = SinkholeMetricsStore()
+_IS_REPOSITORY: dict[type, bool] = {}
+_BASE_PUBLISH = SyncAbstractMessageStoreRepository.publish_eventstream
 
 
 class SyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TSyncMessageStore, TMetricsStore]):
@@ -82,13 +84,26 @@ class SyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TSyncMessageStore, 
 
     def collect_new_events(self) -> Iterator[Message[Any]]:
         """Yield, and forget, the events raised by the models in the repositories' ``seen``."""
-        for member in list(self.__dict__.values()):
-            if isinstance(member, SyncAbstractRepository):
+        yield from self._take_new_events()
+
+    def _take_new_events(self) -> list[Message[Any]]:
+        # On the hot path: called after every handler. A dict of known attribute types
+        # replaces an isinstance() check against the ABC for each attribute.
+        events: list[Message[Any]] = []
+        for member in self.__dict__.values():
+            kind = type(member)
+            is_repository = _IS_REPOSITORY.get(kind)
+            if is_repository is None:
+                is_repository = _IS_REPOSITORY[kind] = issubclass(kind, SyncAbstractRepository)
+            if is_repository and member.seen:
                 seen = member.seen
-                while seen:
-                    messages = seen.pop(0).messages
-                    while messages:
-                        yield messages.pop(0)
+                for model in seen:
+                    messages = model.messages
+                    if messages:
+                        events.extend(messages)
+                        messages.clear()
+                seen.clear()
+        return events
 
     def __enter__(self) -> SyncUnitOfWorkTransaction[Self]:
         current: SyncUnitOfWorkTransaction[Any] | None = self.__dict__.get("_transaction")
@@ -100,7 +115,9 @@ class SyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TSyncMessageStore, 
             )
         transaction = SyncUnitOfWorkTransaction(self)
         self._transaction = transaction
-        self.metrics_store.inc_beginned_transaction_count()
+        metrics = self.metrics_store
+        if type(metrics) is not SinkholeMetricsStore:
+            metrics.inc_beginned_transaction_count()
         return transaction
 
     def __exit__(
@@ -224,9 +241,17 @@ class SyncUnitOfWorkTransaction(Generic[TSyncUow]):
     def _close(self) -> None:
         status = self.status
         self.status = _closed
-        self.uow.metrics_store.inc_transaction_closed_count(status)
+        uow = self.uow
+        metrics = uow.metrics_store
+        if type(metrics) is not SinkholeMetricsStore:
+            metrics.inc_transaction_closed_count(status)
         if status is _committed:
-            self.uow.messagestore.publish_eventstream()
+            messagestore = uow.messagestore
+            # Nothing to send through the base implementation: skip the call.
+            if messagestore.stream_buffer or (
+                type(messagestore).publish_eventstream is not _BASE_PUBLISH
+            ):
+                messagestore.publish_eventstream()
 
     def __exit__(
         self,

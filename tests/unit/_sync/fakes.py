@@ -4,18 +4,19 @@
 from collections.abc import Mapping
 from typing import Any
 
+from tests.unit.model import Book
+
 from messagebus import (
     AbstractMetricsStore,
+    Message,
+    SinkholeMetricsStore,
     SyncAbstractEventstreamTransport,
     SyncAbstractMessageStoreRepository,
     SyncAbstractRepository,
     SyncAbstractUnitOfWork,
     SyncDependency,
     SyncEventstreamPublisher,
-    Message,
-    SinkholeMetricsStore,
 )
-from tests.unit.model import Book
 
 
 class SyncInMemoryBookRepository(SyncAbstractRepository[Book]):

@@ -2,20 +2,6 @@
 from typing import Any
 
 import pytest
-
-from messagebus import (
-    SyncMessageBus,
-    SyncUnitOfWorkTransaction,
-    ConfigurationError,
-    MissingDependencyError,
-)
-from tests.unit._sync import handlers_relative
-from tests.unit._sync.fakes import (
-    SyncInMemoryUnitOfWork,
-    SyncRecordingDependency,
-    RecordingMetricsStore,
-)
-from tests.unit._sync.handlers import books
 from tests.unit.model import (
     Book,
     BookRegistered,
@@ -25,6 +11,20 @@ from tests.unit.model import (
     ReviewBook,
     ShelfUpdated,
 )
+
+from messagebus import (
+    ConfigurationError,
+    MissingDependencyError,
+    SyncMessageBus,
+    SyncUnitOfWorkTransaction,
+)
+from tests.unit._sync import handlers_relative
+from tests.unit._sync.fakes import (
+    RecordingMetricsStore,
+    SyncInMemoryUnitOfWork,
+    SyncRecordingDependency,
+)
+from tests.unit._sync.handlers import books
 
 Transaction = SyncUnitOfWorkTransaction[SyncInMemoryUnitOfWork]
 
@@ -201,9 +201,7 @@ def test_bus_dependencies_are_made_for_each_handle(uow: SyncInMemoryUnitOfWork) 
     ) -> None:
         seen.append(recorder)
 
-    bus: SyncMessageBus[SyncInMemoryUnitOfWork] = SyncMessageBus(
-        recorder=SyncRecordingDependency
-    )
+    bus: SyncMessageBus[SyncInMemoryUnitOfWork] = SyncMessageBus(recorder=SyncRecordingDependency)
     bus.add_listener(RegisterBook, handler)
     with uow as transaction:
         bus.handle(RegisterBook(id="1", title="Dune"), transaction)

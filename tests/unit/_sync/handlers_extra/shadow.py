@@ -3,8 +3,9 @@
 
 from typing import Any
 
-from messagebus import sync_listen
 from tests.unit.model import ReviewBook
+
+from messagebus import sync_listen
 
 
 @sync_listen
