@@ -1,0 +1,1 @@
+"""The cookbook: chapters that build the reading club application, run as tests."""

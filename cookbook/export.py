@@ -1,0 +1,59 @@
+"""Write the application the cookbook builds to a folder, ready to run.
+
+``python cookbook/export.py DIR`` (or ``python -m cookbook.export DIR``, or
+``nox -s export -- DIR``) writes the last version of every file the chapters show to
+``DIR``. There, ``python -m pytest`` runs the application's tests and
+``python -m reading_club.demo`` runs it end to end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+if not __package__:  # run as a script: make the cookbook package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cookbook.conftest import chapters, files_of
+
+
+def export(destination: Path) -> list[str]:
+    """Write the files of all chapters to ``destination``; return their paths, sorted.
+
+    A file shown in several chapters is written as the last chapter shows it.
+    """
+    files: dict[str, str] = {}
+    for chapter in chapters():
+        files.update(files_of(chapter))
+    for relative_path, text in files.items():
+        path = destination / relative_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return sorted(files)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Export to the folder named on the command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("destination", type=Path, help="the folder to write the application to")
+    parser.add_argument(
+        "--force", action="store_true", help="write even if the folder is not empty"
+    )
+    args = parser.parse_args(argv)
+    destination: Path = args.destination
+    if destination.exists() and any(destination.iterdir()) and not args.force:
+        parser.error(
+            f"{destination} is not empty: choose a new folder, or pass --force to "
+            f"overwrite the application's files in it"
+        )
+    written = export(destination)
+    print(f"Wrote {len(written)} files to {destination}:")
+    for relative_path in written:
+        print(f"  {relative_path}")
+    print(f"Next: cd {destination} && python -m pytest && python -m reading_club.demo")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
