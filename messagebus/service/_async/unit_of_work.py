@@ -135,6 +135,19 @@ class AsyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TAsyncMessageStore
     async def rollback(self) -> None:
         """Discard the writes of the transaction."""
 
+    async def release(self) -> None:
+        """Give back what the transaction held, such as a database connection.
+
+        Override it in an adapter: it is awaited once, when the transaction closes,
+        however it ended (commit, rollback, exception, cancellation, or ``close()``
+        after ``detach()``), before the published messages are sent. It does nothing
+        by default.
+
+        .. versionadded:: 0.17
+        """
+
+
+_BASE_RELEASE = AsyncAbstractUnitOfWork.release
 
 TAsyncUow = TypeVar("TAsyncUow", bound=AsyncAbstractUnitOfWork[Any, Any, Any])
 """The type of a unit of work."""
@@ -233,9 +246,11 @@ class AsyncUnitOfWorkTransaction(Generic[TAsyncUow]):
         """Finish a detached transaction: roll back unless committed, then publish."""
         if self.status is _closed:
             raise TransactionError("The transaction is already closed")
-        if self.status is _running or self.status is _streaming:
-            await self._rollback()
-        await self._close()
+        try:
+            if self.status is _running or self.status is _streaming:
+                await self._rollback()
+        finally:
+            await self._close()
 
     async def _close(self) -> None:
         status = self.status
@@ -244,13 +259,17 @@ class AsyncUnitOfWorkTransaction(Generic[TAsyncUow]):
         metrics = uow.metrics_store
         if type(metrics) is not SinkholeMetricsStore:
             metrics.inc_transaction_closed_count(status)
-        if status is _committed:
-            messagestore = uow.messagestore
-            # Nothing to send through the base implementation: skip the call.
-            if messagestore.stream_buffer or (
-                type(messagestore).publish_eventstream is not _BASE_PUBLISH
-            ):
-                await messagestore.publish_eventstream()
+        try:
+            if type(uow).release is not _BASE_RELEASE:
+                await uow.release()
+        finally:
+            if status is _committed:
+                messagestore = uow.messagestore
+                # Nothing to send through the base implementation: skip the call.
+                if messagestore.stream_buffer or (
+                    type(messagestore).publish_eventstream is not _BASE_PUBLISH
+                ):
+                    await messagestore.publish_eventstream()
 
     async def __aexit__(
         self,
@@ -260,16 +279,20 @@ class AsyncUnitOfWorkTransaction(Generic[TAsyncUow]):
     ) -> None:
         if exc is not None:
             self.uow.metrics_store.inc_transaction_failed()
-            if self.status is _running or self.status is _streaming:
-                await self._rollback()
-            if self.status is not _closed:
-                await self._close()
+            try:
+                if self.status is _running or self.status is _streaming:
+                    await self._rollback()
+            finally:
+                if self.status is not _closed:
+                    await self._close()
             return
         if self._detached:
             return
         if self.status is _running:
-            await self._rollback()
-            await self._close()
+            try:
+                await self._rollback()
+            finally:
+                await self._close()
             raise TransactionError(
                 "The transaction was neither committed nor rolled back: call "
                 "`await transaction.commit()` or `await transaction.rollback()` "

@@ -136,6 +136,19 @@ class SyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TSyncMessageStore, 
     def rollback(self) -> None:
         """Discard the writes of the transaction."""
 
+    def release(self) -> None:
+        """Give back what the transaction held, such as a database connection.
+
+        Override it in an adapter: it is awaited once, when the transaction closes,
+        however it ended (commit, rollback, exception, cancellation, or ``close()``
+        after ``detach()``), before the published messages are sent. It does nothing
+        by default.
+
+        .. versionadded:: 0.17
+        """
+
+
+_BASE_RELEASE = SyncAbstractUnitOfWork.release
 
 TSyncUow = TypeVar("TSyncUow", bound=SyncAbstractUnitOfWork[Any, Any, Any])
 """The type of a unit of work."""
@@ -234,9 +247,11 @@ class SyncUnitOfWorkTransaction(Generic[TSyncUow]):
         """Finish a detached transaction: roll back unless committed, then publish."""
         if self.status is _closed:
             raise TransactionError("The transaction is already closed")
-        if self.status is _running or self.status is _streaming:
-            self._rollback()
-        self._close()
+        try:
+            if self.status is _running or self.status is _streaming:
+                self._rollback()
+        finally:
+            self._close()
 
     def _close(self) -> None:
         status = self.status
@@ -245,13 +260,17 @@ class SyncUnitOfWorkTransaction(Generic[TSyncUow]):
         metrics = uow.metrics_store
         if type(metrics) is not SinkholeMetricsStore:
             metrics.inc_transaction_closed_count(status)
-        if status is _committed:
-            messagestore = uow.messagestore
-            # Nothing to send through the base implementation: skip the call.
-            if messagestore.stream_buffer or (
-                type(messagestore).publish_eventstream is not _BASE_PUBLISH
-            ):
-                messagestore.publish_eventstream()
+        try:
+            if type(uow).release is not _BASE_RELEASE:
+                uow.release()
+        finally:
+            if status is _committed:
+                messagestore = uow.messagestore
+                # Nothing to send through the base implementation: skip the call.
+                if messagestore.stream_buffer or (
+                    type(messagestore).publish_eventstream is not _BASE_PUBLISH
+                ):
+                    messagestore.publish_eventstream()
 
     def __exit__(
         self,
@@ -261,16 +280,20 @@ class SyncUnitOfWorkTransaction(Generic[TSyncUow]):
     ) -> None:
         if exc is not None:
             self.uow.metrics_store.inc_transaction_failed()
-            if self.status is _running or self.status is _streaming:
-                self._rollback()
-            if self.status is not _closed:
-                self._close()
+            try:
+                if self.status is _running or self.status is _streaming:
+                    self._rollback()
+            finally:
+                if self.status is not _closed:
+                    self._close()
             return
         if self._detached:
             return
         if self.status is _running:
-            self._rollback()
-            self._close()
+            try:
+                self._rollback()
+            finally:
+                self._close()
             raise TransactionError(
                 "The transaction was neither committed nor rolled back: call "
                 "`transaction.commit()` or `transaction.rollback()` "

@@ -250,3 +250,57 @@ def test_rollback_discards_buffered_messages_even_without_a_block() -> None:
     uow.messagestore.stream_buffer.append(RegisterBook(id="1", title="Dune"))
     uow.messagestore.discard_eventstream()
     assert [] == uow.messagestore.stream_buffer
+
+
+class AsyncReleasingUnitOfWork(AsyncInMemoryUnitOfWork):
+    fail_rollback = False
+
+    async def rollback(self) -> None:
+        await super().rollback()
+        if self.fail_rollback:
+            raise ConnectionError("the database went away")
+
+    async def release(self) -> None:
+        self.calls.append("release")
+
+
+async def test_release_follows_a_commit() -> None:
+    uow = AsyncReleasingUnitOfWork()
+    async with uow as transaction:
+        await transaction.commit()
+    assert ["commit", "release"] == uow.calls
+
+
+async def test_release_follows_an_exception() -> None:
+    uow = AsyncReleasingUnitOfWork()
+    with pytest.raises(ValueError, match="boom"):
+        async with uow:
+            raise ValueError("boom")
+    assert ["rollback", "release"] == uow.calls
+
+
+async def test_release_follows_a_forgotten_commit() -> None:
+    uow = AsyncReleasingUnitOfWork()
+    with pytest.raises(TransactionError):
+        async with uow:
+            pass
+    assert ["rollback", "release"] == uow.calls
+
+
+async def test_release_waits_for_close_after_detach() -> None:
+    uow = AsyncReleasingUnitOfWork()
+    async with uow as transaction:
+        await transaction.detach()
+    assert [] == uow.calls
+    await transaction.close()
+    assert ["rollback", "release"] == uow.calls
+
+
+async def test_a_failing_rollback_still_closes_and_releases() -> None:
+    uow = AsyncReleasingUnitOfWork()
+    uow.fail_rollback = True
+    with pytest.raises(ConnectionError, match="went away"):
+        async with uow:
+            raise ValueError("boom")
+    assert ["rollback", "release"] == uow.calls
+    assert TransactionStatus.closed == uow._transaction.status

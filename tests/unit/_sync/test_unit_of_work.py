@@ -251,3 +251,57 @@ def test_rollback_discards_buffered_messages_even_without_a_block() -> None:
     uow.messagestore.stream_buffer.append(RegisterBook(id="1", title="Dune"))
     uow.messagestore.discard_eventstream()
     assert [] == uow.messagestore.stream_buffer
+
+
+class SyncReleasingUnitOfWork(SyncInMemoryUnitOfWork):
+    fail_rollback = False
+
+    def rollback(self) -> None:
+        super().rollback()
+        if self.fail_rollback:
+            raise ConnectionError("the database went away")
+
+    def release(self) -> None:
+        self.calls.append("release")
+
+
+def test_release_follows_a_commit() -> None:
+    uow = SyncReleasingUnitOfWork()
+    with uow as transaction:
+        transaction.commit()
+    assert ["commit", "release"] == uow.calls
+
+
+def test_release_follows_an_exception() -> None:
+    uow = SyncReleasingUnitOfWork()
+    with pytest.raises(ValueError, match="boom"):
+        with uow:
+            raise ValueError("boom")
+    assert ["rollback", "release"] == uow.calls
+
+
+def test_release_follows_a_forgotten_commit() -> None:
+    uow = SyncReleasingUnitOfWork()
+    with pytest.raises(TransactionError):
+        with uow:
+            pass
+    assert ["rollback", "release"] == uow.calls
+
+
+def test_release_waits_for_close_after_detach() -> None:
+    uow = SyncReleasingUnitOfWork()
+    with uow as transaction:
+        transaction.detach()
+    assert [] == uow.calls
+    transaction.close()
+    assert ["rollback", "release"] == uow.calls
+
+
+def test_a_failing_rollback_still_closes_and_releases() -> None:
+    uow = SyncReleasingUnitOfWork()
+    uow.fail_rollback = True
+    with pytest.raises(ConnectionError, match="went away"):
+        with uow:
+            raise ValueError("boom")
+    assert ["rollback", "release"] == uow.calls
+    assert TransactionStatus.closed == uow._transaction.status
