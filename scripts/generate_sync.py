@@ -41,6 +41,8 @@ REPLACEMENTS = {
     "TAsyncUow": "TSyncUow",
     "TAsyncMessageStore": "TSyncMessageStore",
     "TAsyncHandler": "TSyncHandler",
+    "create_async_engine": "create_engine",
+    "async_url": "sync_url",
 }
 
 # Docstrings and comments are prose: unasync leaves them alone, these fix them.
