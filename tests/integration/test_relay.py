@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import MetaData
 
+from messagebus.adapters.sqlalchemy import messagebus_tables
 from messagebus.adapters.sqlalchemy.relay import AsyncOutboxRelay, Backoff
 from tests.integration.relay_support import (
     OutboxDatabase,
@@ -218,3 +220,39 @@ def test_backoff_jitter_takes_off_up_to_its_fraction() -> None:
 def test_backoff_refuses_nonsense(options: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="Invalid Backoff"):
         Backoff(**options)
+
+
+async def test_run_survives_database_errors_and_delivers_once_they_end(
+    db: OutboxDatabase, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The relay starts before its table exists: every batch fails until it is created.
+    metadata = MetaData()
+    later = messagebus_tables(metadata, prefix=f"{db.prefix}later_")
+    transport = RecordingTransport()
+    relay = AsyncOutboxRelay(
+        db.engine, transport, outbox=later.outbox, poll_interval=0.01, backoff=FAST
+    )
+    task = asyncio.create_task(relay.run())
+    try:
+
+        async def failed_twice() -> bool:
+            """the relay logged two database errors"""
+            return 2 <= caplog.text.count("database error")
+
+        await eventually(failed_twice)
+        assert not task.done()
+
+        async with db.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        await OutboxDatabase(db.kind, db.url, db.engine, later, db.prefix).add({"a": 3})
+
+        async def all_sent() -> bool:
+            """the three rows were sent"""
+            return 3 == len(transport.sent)
+
+        await eventually(all_sent)
+    finally:
+        relay.stop()
+        await asyncio.wait_for(task, timeout=5)
+        async with db.engine.begin() as conn:
+            await conn.run_sync(metadata.drop_all)
