@@ -170,7 +170,11 @@ class AsyncOutboxRelay:
         self._locks = engine.dialect.name == "postgresql"
 
     def stop(self) -> None:
-        """Ask :meth:`run` to return once the row being sent is done; safe from a signal."""
+        """Ask :meth:`run` to return once the row being sent is done.
+
+        Call it from the event loop's thread, for example from a handler installed with
+        :meth:`asyncio.loop.add_signal_handler`, as ``messagebus-relay`` does.
+        """
         self._stopping.set()
 
     @property
