@@ -5,13 +5,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import nox
 
 nox.needs_version = ">=2024.4.15"
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["tests", "lint", "typecheck", "unasync", "docs"]
+nox.options.sessions = ["tests", "lint", "typecheck", "unasync", "docs", "cookbook"]
 
 ROOT = Path(__file__).parent
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
@@ -71,7 +72,34 @@ def bench(session: nox.Session) -> None:
 @nox.session
 def docs(session: nox.Session) -> None:
     """Build the documentation site; a warning or a broken reference fails the build."""
-    install(session, "docs", extras="prometheus")
+    install(session, "docs", extras="prometheus,sqlalchemy")
     session.run(
         "sphinx-build", "-n", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html"
     )
+
+
+@nox.session
+def cookbook(session: nox.Session) -> None:
+    """Run the cookbook's chapters and the tests of the machinery that runs them."""
+    install(session, "test")
+    session.run("pytest", "cookbook", "tests/test_cookbook_machinery.py", *session.posargs)
+
+
+@nox.session
+def export(session: nox.Session) -> None:
+    """Write the application the cookbook builds to a folder: ``nox -s export -- DIR``."""
+    if not session.posargs:
+        session.error("Name the folder to write to: nox -s export -- DIR")
+    install(session, "test")
+    session.run("python", "cookbook/export.py", *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Run the application the cookbook builds, end to end, and print what happened."""
+    install(session, "test")
+    app = Path(session.create_tmp()) / "reading-club"
+    shutil.rmtree(app, ignore_errors=True)  # no file left over from an older cookbook
+    session.run("python", "cookbook/export.py", str(app), silent=True)
+    session.chdir(app)
+    session.run("python", "-m", "reading_club.demo")
