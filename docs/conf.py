@@ -83,6 +83,16 @@ nitpick_ignore = [
     }.items()
     for name in names
 ]
+nitpick_ignore += [
+    ("py:meth", "asyncio.loop.add_signal_handler"),
+    # The docstring of AsyncOutboxRelay names messagebus_tables without its module; it
+    # should read :func:`~messagebus.adapters.sqlalchemy.messagebus_tables`.
+    ("py:func", "messagebus_tables"),
+]
+nitpick_ignore_regex = [
+    # SQLAlchemy's engines, connections, tables and errors, in the SQL adapter's signatures.
+    (r"py:(class|exc)", r"sqlalchemy\..*"),
+]
 
 # The chapters the cookbook will have. While one is not written yet the build says so
 # and goes on with what is there, instead of failing on the toctree entry.
