@@ -14,6 +14,8 @@ from docutils import nodes
 from sphinx.addnodes import pending_xref
 from sphinx.application import Sphinx
 from sphinx.environment import BuildEnvironment
+from sphinx.errors import PycodeError
+from sphinx.pycode import ModuleAnalyzer
 from sphinx.util import logging
 
 import messagebus
@@ -170,10 +172,33 @@ def simplify_signature(  # noqa: PLR0917 - the signature of Sphinx's event
     return signature, return_annotation
 
 
+def alias_docstring(  # noqa: PLR0917 - the signature of Sphinx's event
+    app: Sphinx, what: str, name: str, obj: object, options: object, lines: list[str]
+) -> None:
+    """Give a public alias documented in its own module (``MessageId``) its docstring.
+
+    ``MessageId = NewType(...)`` is documented by the string that follows it in the module
+    that defines it; autodoc, documenting ``messagebus.MessageId``, would show the docstring
+    of ``NewType`` instead.
+    """
+    short = name.rpartition(".")[2]
+    module = getattr(obj, "__module__", None)
+    if what != "data" or not module or not name.startswith("messagebus."):
+        return
+    try:
+        attribute_docs = ModuleAnalyzer.for_module(module).find_attr_docs()
+    except PycodeError:
+        return
+    doc = attribute_docs.get(("", short))
+    if doc:
+        lines[:] = list(doc)
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     """Wire the reference fallback and report missing cookbook chapters."""
     app.connect("missing-reference", resolve_public_name)
     app.connect("autodoc-process-signature", simplify_signature)
+    app.connect("autodoc-process-docstring", alias_docstring)
     if missing_chapters:
         logger.info("cookbook chapters not written yet: %s", ", ".join(missing_chapters))
     return {"parallel_read_safe": True}
