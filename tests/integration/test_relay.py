@@ -83,7 +83,8 @@ async def test_rows_stay_pending_while_the_transport_fails_then_all_go_in_order(
     ids = await db.add({"a": 4, "b": 3})
     broken = True
     transport = RecordingTransport(fails=lambda message: broken)
-    relay = relay_for(db, transport)
+    # A wait long enough for the second batch to come before it, even on a busy machine.
+    relay = relay_for(db, transport, backoff=Backoff(base=0.5, cap=1, jitter=0.2))
     started = datetime.now(UTC)
 
     assert 0 == await relay.run_once()
