@@ -3,14 +3,16 @@
 A chapter is a MyST Markdown file, ``NN-name.md``. Sybil cuts it into blocks and
 runs them in order, in one namespace per chapter:
 
-- a block with a file name as caption (```` ```{code-block} python ```` and
-  ``:caption: reading_club/domain/model.py``) is *written* to that path of the
+- a ```` ```{code-block} ```` (of any language) whose caption is a file path, such
+  as ``:caption: reading_club/domain/model.py``, is *written* to that path of the
   chapter's scratch project; a later block with the same caption replaces the
-  whole file, so a chapter always shows a file in full;
+  whole file, so a chapter always shows a file in full (``:emphasize-lines:``
+  points the reader at what changed);
 - a ```` ```python ```` block, visible or in an ``<!-- invisible-code-block: python``
   comment, is run; top-level ``await`` works, as in ``python -m asyncio``;
 - a ```` ```{code-block} text ```` block with ``:class: output`` must be exactly
-  what the Python block before it printed.
+  what the Python block before it printed;
+- any other block (``bash``, a plain ``text``) is shown and not run.
 
 The scratch project is a temporary folder put on ``sys.path``. Before a chapter's
 first block, the files of every earlier chapter are written to it, so a chapter
@@ -190,12 +192,15 @@ def run_python(example: Example) -> None:
         source, example.path, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True
     )
     printed = io.StringIO()
-    with redirect_stdout(printed):
-        result = eval(code, example.namespace)
-        if inspect.iscoroutine(result):  # the block has a top-level await
-            project.runner.run(result)
-    example.namespace.pop("__builtins__", None)
-    project.last_output = printed.getvalue()
+    try:
+        with redirect_stdout(printed):
+            result = eval(code, example.namespace)
+            if inspect.iscoroutine(result):  # the block has a top-level await
+                project.runner.run(result)
+    finally:
+        example.namespace.pop("__builtins__", None)
+        project.last_output = printed.getvalue()
+        print(project.last_output, end="")  # for pytest to show if the chapter fails
 
 
 def check_output(example: Example) -> str | None:
