@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import inspect
+import re
 import sys
 from doctest import ELLIPSIS, NORMALIZE_WHITESPACE
 from pathlib import Path
@@ -42,7 +43,9 @@ class PageDocument(Document):
     def __init__(self, text: str, path: str) -> None:
         super().__init__(text, path)
         relative = Path(path).resolve().relative_to(Path(__file__).parent / "docs")
-        module = ModuleType("docs_" + "_".join(relative.with_suffix("").parts))
+        # docs/howto/from-0.16.md runs as the module docs_howto_from_0_16
+        name = re.sub(r"\W", "_", "_".join(("docs", *relative.with_suffix("").parts)))
+        module = ModuleType(name)
         module.__file__ = path
         self.namespace = module.__dict__
         PAGES[module.__name__] = module
