@@ -1,6 +1,7 @@
 """A cancelled task rolls its transaction back and returns the connection (async only)."""
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 
 import pytest
@@ -71,6 +72,11 @@ async def test_a_statement_cancelled_by_a_timeout_leaves_a_usable_pool(
             await transaction.books.add(Book(id="1", title="Dune"))
             await transaction.connection.execute(text(SLOW_QUERY[database.name]))
             await transaction.commit()  # pragma: no cover
+    if database.name == "sqlite":
+        # A known limit of SQLite through aiosqlite: the cursor of the cancelled statement
+        # stays in a reference cycle, and sqlite3 keeps a closed connection with an
+        # unfinalized statement alive, write lock included, until the cursor is collected.
+        gc.collect()
 
     assert 0 == engine.pool.checkedout()  # type: ignore[attr-defined]
     assert 0 == await books_count(engine, schema)

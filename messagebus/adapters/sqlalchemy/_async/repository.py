@@ -150,17 +150,3 @@ class AsyncSqlAlchemyMessageStoreRepository(AsyncAbstractMessageStoreRepository)
                     available_at=now,
                 )
             )
-
-    async def publish_eventstream(self) -> None:
-        """Release the connection, then send the buffered messages unless the outbox is on.
-
-        The transaction calls it when it closes after a commit; the relay delivers the
-        outbox rows, so with the outbox on the buffer is only forgotten.
-        """
-        try:
-            await self._uow._transaction_closed()
-        finally:
-            if self.outbox:
-                self.stream_buffer = []
-            else:
-                await super().publish_eventstream()

@@ -6,15 +6,14 @@ begins a transaction on it; the repositories and the message store run their
 statements on that connection (``transaction.connection``), so the models, the message
 store and the outbox are committed, or rolled back, together.
 
-The connection goes back to the pool when the transaction is rolled back (an
-exception, a cancellation, a missing commit, ``close()`` of a detached transaction
-that was not committed) and, after a commit, when the transaction closes: at the end
-of the block, or on ``close()`` for a detached one.
+The connection goes back to the pool when the transaction closes, however it ended
+(commit, rollback, exception, cancellation): at the end of the block or, for a
+detached transaction, on ``close()``, and before the published messages are sent
+when the outbox is off.
 """
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import Self
 
 import sqlalchemy.exc
@@ -25,7 +24,7 @@ from messagebus.adapters.sqlalchemy._sync.repository import (
 )
 from messagebus.adapters.sqlalchemy.errors import DatabaseUnavailableError
 from messagebus.adapters.sqlalchemy.tables import MessagebusTables
-from messagebus.domain.model import TransactionError, TransactionStatus
+from messagebus.domain.model import TransactionError
 from messagebus.ports.observability import AbstractMetricsStore, TMetricsStore
 from messagebus.service._sync.eventstream import SyncEventstreamPublisher
 from messagebus.service._sync.unit_of_work import (
@@ -36,9 +35,6 @@ from messagebus.service._sync.unit_of_work import (
 from messagebus.service.eventstream import AbstractMessageSerializer
 
 __all__ = ["SyncSqlAlchemyUnitOfWork"]
-
-_closed = TransactionStatus.closed
-_rolledback = TransactionStatus.rolledback
 
 
 class SyncSqlAlchemyUnitOfWork(
@@ -127,19 +123,6 @@ class SyncSqlAlchemyUnitOfWork(
             raise
         return connection
 
-    def _release(self) -> None:
-        """Return the connection to the pool; a no-op when it is already returned."""
-        connection, self._connection = self._connection, None
-        if connection is None:
-            return
-        try:
-            connection.close()
-        except BaseException:
-            # A connection that cannot even be closed (a cancelled query, a broken
-            # socket) must not go back to the pool as is: drop it.
-            connection.invalidate()
-            raise
-
     def __enter__(self) -> SyncUnitOfWorkTransaction[Self]:
         """Check a connection out, begin a database transaction and return the transaction.
 
@@ -156,34 +139,24 @@ class SyncSqlAlchemyUnitOfWork(
         self._connection = connection
         return transaction
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """End the transaction as the base class does; release the connection unless detached."""
-        try:
-            super().__exit__(exc_type, exc, tb)
-        finally:
-            # The transaction's own paths release the connection; this covers the ones
-            # that raised half-way. A detached transaction keeps it until close().
-            if self._transaction.status in (_closed, _rolledback):
-                self._release()
-
     def commit(self) -> None:
-        """Commit the database transaction; the connection is released when it closes."""
+        """Commit the database transaction."""
         self.connection.commit()
 
     def rollback(self) -> None:
-        """Roll back the database transaction and release the connection."""
-        if self._connection is None:
+        """Roll back the database transaction."""
+        if self._connection is not None:
+            self._connection.rollback()
+
+    def release(self) -> None:
+        """Return the connection to the pool: the transaction is closed, however it ended."""
+        connection, self._connection = self._connection, None
+        if connection is None:
             return
         try:
-            self._connection.rollback()
-        finally:
-            self._release()
-
-    def _transaction_closed(self) -> None:
-        """Release the connection: the transaction is over, committed or not."""
-        self._release()
+            connection.close()
+        except BaseException:
+            # A connection that cannot even be closed (a cancelled query, a broken
+            # socket) must not go back to the pool as it is: drop it.
+            connection.invalidate()
+            raise
