@@ -10,8 +10,8 @@ runs them in order, in one namespace per chapter:
   points the reader at what changed);
 - a ```` ```python ```` block, visible or in an ``<!-- invisible-code-block: python``
   comment, is run; top-level ``await`` works, as in ``python -m asyncio``;
-- a ```` ```{code-block} text ```` block with ``:class: output`` must be exactly
-  what the Python block before it printed;
+- a ```` ```{code-block} text ```` block captioned ``Output`` must be exactly what
+  the Python block before it printed;
 - any other block (``bash``, a plain ``text``) is shown and not run.
 
 The scratch project is a temporary folder put on ``sys.path``. Before a chapter's
@@ -168,7 +168,7 @@ def parse_chapter(document: Document) -> Iterable[Region]:
             region.parsed, region.evaluator = (path, str(source)), write_file
         elif region.lexemes["arguments"] == "python":
             region.parsed, region.evaluator = source, run_python
-        elif options.get("class") == "output":
+        elif options.get("caption") == "Output":
             region.parsed, region.evaluator = source, check_output
         else:
             continue  # shell commands, diffs: shown, not run

@@ -34,7 +34,7 @@ print(WORD)
 ```
 
 ```{code-block} text
-:class: output
+:caption: Output
 
 hello
 ```
