@@ -61,39 +61,28 @@ autodoc_inherit_docstrings = True
 
 nitpicky = True
 # What no page of this site documents and no inventory supplies: the build is offline, so
-# intersphinx cannot fetch the inventories of Python and prometheus_client.
-nitpick_ignore = [
-    ("py:class", f"{module}.{name}")
-    for module, names in {
-        "collections.abc": [
-            "Callable",
-            "Coroutine",
-            "Iterator",
-            "Mapping",
-            "MutableSequence",
-            "Sequence",
-        ],
-        "contextlib": ["AbstractContextManager"],
-        "datetime": ["datetime"],
-        "types": ["ModuleType"],
-        "prometheus_client.registry": ["CollectorRegistry"],
-        # Private type variables, shown in signatures: a TypeVar is not a documented object.
-        "messagebus.ports.observability": ["TMetricsStore"],
-        "messagebus.service._async.repository": ["TModel"],
-        "messagebus.service._sync.repository": ["TModel"],
-        "messagebus.service._types": ["TAsyncHandler", "TSyncHandler"],
-    }.items()
-    for name in names
+# intersphinx cannot fetch the inventories of Python, SQLAlchemy and prometheus_client.
+nitpick_ignore_regex = [
+    # The standard library, in signatures and docstrings.
+    (
+        r"py:(class|exc|meth|func|data)",
+        r"(abc|asyncio|collections\.abc|contextlib|datetime|enum|logging|pathlib|types"
+        r"|typing|uuid)\..*",
+    ),
+    # SQLAlchemy's engines, connections, tables and errors, in the SQL adapter's signatures.
+    (r"py:(class|exc)", r"sqlalchemy\..*"),
+    (r"py:class", r"prometheus_client\..*"),
 ]
-nitpick_ignore += [
-    ("py:meth", "asyncio.loop.add_signal_handler"),
+nitpick_ignore = [
+    # Private type variables, shown in signatures: a TypeVar is not a documented object.
+    ("py:class", "messagebus.ports.observability.TMetricsStore"),
+    ("py:class", "messagebus.service._async.repository.TModel"),
+    ("py:class", "messagebus.service._sync.repository.TModel"),
+    ("py:class", "messagebus.service._types.TAsyncHandler"),
+    ("py:class", "messagebus.service._types.TSyncHandler"),
     # The docstring of AsyncOutboxRelay names messagebus_tables without its module; it
     # should read :func:`~messagebus.adapters.sqlalchemy.messagebus_tables`.
     ("py:func", "messagebus_tables"),
-]
-nitpick_ignore_regex = [
-    # SQLAlchemy's engines, connections, tables and errors, in the SQL adapter's signatures.
-    (r"py:(class|exc)", r"sqlalchemy\..*"),
 ]
 
 # The chapters the cookbook will have. While one is not written yet the build says so
