@@ -31,6 +31,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -113,6 +114,12 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds between progress lines (%(default)s)",
     )
     parser.add_argument(
+        "--keep-delivered",
+        type=float,
+        metavar="DAYS",
+        help="delete the rows delivered more than DAYS ago (default: keep them)",
+    )
+    parser.add_argument(
         "--connect-timeout",
         type=float,
         default=10.0,
@@ -161,6 +168,7 @@ async def _serve(args: argparse.Namespace) -> int:
         poll_interval=args.poll_interval,
         commit_interval=args.commit_interval,
         progress_interval=args.progress_interval or None,
+        keep_delivered=None if args.keep_delivered is None else timedelta(args.keep_delivered),
     )
     try:
         await _check_database(relay, shown, args.connect_timeout)

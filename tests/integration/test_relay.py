@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, update
 
 from messagebus.adapters.sqlalchemy import messagebus_tables
 from messagebus.adapters.sqlalchemy.relay import AsyncOutboxRelay, Backoff
@@ -257,3 +257,40 @@ async def test_run_survives_database_errors_and_delivers_once_they_end(
         await asyncio.wait_for(task, timeout=5)
         async with db.engine.begin() as conn:
             await conn.run_sync(metadata.drop_all)
+
+
+async def test_purge_deletes_old_delivered_rows_only(db: OutboxDatabase) -> None:
+    ids = await db.add({"a": 6})
+    relay = relay_for(db, RecordingTransport(), batch_size=4)
+    await relay.run_once()  # four delivered, two pending
+    long_ago = datetime.now(UTC) - timedelta(days=8)
+    async with db.engine.begin() as conn:
+        outbox = db.outbox
+        old = [row["id"] for row in await db.rows() if row["delivered_at"]][:3]
+        await conn.execute(update(outbox).where(outbox.c.id.in_(old)).values(delivered_at=long_ago))
+
+    assert 3 == await relay.purge(timedelta(days=7), chunk=2)
+
+    assert ids[3:] == [str(row["message_id"]) for row in await db.rows()]
+    assert 2 == await relay.pending()
+
+
+async def test_run_purges_when_told_to_keep_delivered_rows_for_a_while(
+    db: OutboxDatabase,
+) -> None:
+    await db.add({"a": 3})
+    relay = relay_for(
+        db, RecordingTransport(), poll_interval=0.01, keep_delivered=timedelta(seconds=0)
+    )
+    task = asyncio.create_task(relay.run())
+    try:
+
+        async def purged() -> bool:
+            """the delivered rows were deleted"""
+            return not await db.rows()
+
+        await eventually(purged)
+    finally:
+        relay.stop()
+        await asyncio.wait_for(task, timeout=5)
+    assert 3 == relay.delivered

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import MetaData, Table, func, select, text, update
+from sqlalchemy import MetaData, Table, delete, func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -57,6 +57,7 @@ __all__ = ["AsyncOutboxRelay", "Backoff"]
 logger = logging.getLogger("messagebus.relay")
 
 _MAX_ERROR_LENGTH = 2000
+_PURGE_INTERVAL = 60.0
 
 
 def _utcnow() -> datetime:
@@ -130,6 +131,9 @@ class AsyncOutboxRelay:
         :meth:`stop`.
     :param progress_interval: seconds between two progress lines logged by :meth:`run`
         (delivered count, pending count) at INFO level; ``None`` logs none.
+    :param keep_delivered: how long to keep the delivered rows: :meth:`run` deletes the
+        older ones after its first batch, then about once a minute (see :meth:`purge`).
+        ``None``, the default, keeps them all: the table grows until you delete them.
 
     Start it with ``task = asyncio.create_task(relay.run())`` and end it with
     :meth:`stop` then ``await task``: the row being sent is finished first.
@@ -148,6 +152,7 @@ class AsyncOutboxRelay:
         send_timeout: float | None = 60.0,
         commit_interval: float = 0.1,
         progress_interval: float | None = 10.0,
+        keep_delivered: timedelta | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be 1 or more, not {batch_size}")
@@ -166,8 +171,12 @@ class AsyncOutboxRelay:
         """How many rows this relay delivered since it was made."""
         self.failed = 0
         """How many sends failed since the relay was made."""
+        self.keep_delivered = keep_delivered
         self._stopping = asyncio.Event()
         self._locks = engine.dialect.name == "postgresql"
+        self._last_report = time.monotonic()
+        self._last_purge = -_PURGE_INTERVAL  # the first batch of run() purges
+        self._reported = 0
 
     def stop(self) -> None:
         """Ask :meth:`run` to return once the row being sent is done.
@@ -204,11 +213,10 @@ class AsyncOutboxRelay:
 
     async def _run(self) -> None:
         errors = 0
-        last_report = time.monotonic()
-        reported = -1
         while not self.stopping:
             try:
                 sent = await self.run_once()
+                await self._chores()
             except (SQLAlchemyError, OSError) as exc:
                 errors += 1
                 delay = self.backoff.delay(errors)
@@ -218,14 +226,47 @@ class AsyncOutboxRelay:
                 await self._sleep(delay)
                 continue
             errors = 0
-            interval = self.progress_interval
-            if interval is not None and time.monotonic() - last_report >= interval:
-                last_report = time.monotonic()
-                if reported != self.delivered:
-                    reported = self.delivered
-                    await self._report_progress()
             if not sent:
                 await self._sleep(self.poll_interval)
+
+    async def _chores(self) -> None:
+        """Log the progress and purge the delivered rows, when their time has come."""
+        now = time.monotonic()
+        interval = self.progress_interval
+        if interval is not None and now - self._last_report >= interval:
+            self._last_report = now
+            if self._reported != self.delivered:
+                self._reported = self.delivered
+                await self._report_progress()
+        if self.keep_delivered is not None and now - self._last_purge >= _PURGE_INTERVAL:
+            self._last_purge = now
+            purged = await self.purge(self.keep_delivered)
+            if purged:
+                logger.info("outbox relay: purged %s delivered rows", purged)
+
+    async def purge(self, older_than: timedelta, *, chunk: int = 1000) -> int:
+        """Delete the rows delivered more than ``older_than`` ago; return how many.
+
+        It deletes ``chunk`` rows per transaction, so that no long transaction holds the
+        table. Pending rows are never deleted.
+        """
+        outbox = self.outbox
+        cutoff = _utcnow() - older_than
+        oldest = (
+            select(outbox.c.id)
+            .where(outbox.c.delivered_at.is_not(None), outbox.c.delivered_at < cutoff)
+            .order_by(outbox.c.id)
+            .limit(chunk)
+        )
+        purged = 0
+        while not self.stopping:
+            async with self.engine.begin() as conn:
+                # A subquery: neither SQLite nor PostgreSQL take a LIMIT on a DELETE.
+                deleted = await conn.execute(delete(outbox).where(outbox.c.id.in_(oldest)))
+            purged += deleted.rowcount
+            if deleted.rowcount < chunk:
+                break
+        return purged
 
     async def run_once(self) -> int:
         """Send one batch of due rows and return how many were delivered.
