@@ -145,6 +145,8 @@ def code_blocks(document: Document) -> Iterator[Region]:
 def file_caption(region: Region) -> str | None:
     """Return the file path a block is written to, or ``None`` if it is not a file."""
     caption = region.lexemes.get("options", {}).get("caption", "")
+    # A caption is Markdown: ``\_\_init\_\_.py`` is how it shows ``__init__.py``.
+    caption = caption.replace("\\", "")
     return caption if FILE_CAPTION.fullmatch(caption) else None
 
 
