@@ -21,10 +21,13 @@ class DatabaseUnavailableError(ConnectionError):
     def __init__(self, url: URL, original: BaseException) -> None:
         self.url = url.render_as_string(hide_password=True)
         self.original = original
-        reason = str(getattr(original, "orig", None) or original).strip().splitlines()
-        super().__init__(
-            f"Cannot connect to the database {self.url}: "
-            f"{reason[0] if reason else type(original).__name__}. "
-            f"Check that the server is running and accepts this URL "
-            f"(host, port, database name, user and password)."
-        )
+        lines = str(getattr(original, "orig", None) or original).strip().splitlines()
+        reason = lines[0].rstrip(".") if lines else type(original).__name__
+        if url.get_backend_name() == "sqlite":
+            fix = "check that the folder of the database file exists and is writable"
+        else:
+            fix = (
+                "check that the server is running and that the URL (host, port, "
+                "database name, user, password) is right"
+            )
+        super().__init__(f"Cannot connect to the database {self.url}: {reason}; {fix}.")

@@ -1,1 +1,1 @@
-"""The async unit of work, message store and repository base of the SQLAlchemy adapter."""
+"""The unit of work, message store and repository base of the SQLAlchemy adapter, asynchronous."""

@@ -1,2 +1,2 @@
 # Generated from the _async package by scripts/generate_sync.py: do not edit.
-"""The async unit of work, message store and repository base of the SQLAlchemy adapter."""
+"""The unit of work, message store and repository base of the SQLAlchemy adapter, synchronous."""
