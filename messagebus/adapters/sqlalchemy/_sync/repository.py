@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -27,16 +28,12 @@ __all__ = ["SyncSqlAlchemyMessageStoreRepository", "SyncSqlAlchemyRepository"]
 
 _ENVELOPE_FIELDS = {"message_id", "created_at", "metadata"}
 
-_default_tables: MessagebusTables | None = None
 
-
-def _get_default_tables() -> MessagebusTables:
-    # Built on first use, in a metadata of its own: the statements only need the
-    # names and types, whichever metadata created the tables.
-    global _default_tables  # noqa: PLW0603
-    if _default_tables is None:
-        _default_tables = messagebus_tables(MetaData())
-    return _default_tables
+@functools.cache
+def _default_tables() -> MessagebusTables:
+    # In a metadata of its own: the statements only need the names and the types,
+    # whichever metadata created the tables.
+    return messagebus_tables(MetaData())
 
 
 def _kind(message: Message[Any]) -> str:
@@ -119,7 +116,7 @@ class SyncSqlAlchemyMessageStoreRepository(SyncAbstractMessageStoreRepository):
             )
         super().__init__(publisher)
         self._uow = uow
-        self.tables = tables if tables is not None else _get_default_tables()
+        self.tables = tables if tables is not None else _default_tables()
         self.outbox = outbox
         self.stream = stream
         self.serializer = serializer if serializer is not None else MessageSerializer()
