@@ -1,5 +1,6 @@
 """The SQL unit of work on a real database: atomic writes, and the connection always released."""
 
+import json
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -105,6 +106,20 @@ async def test_the_outbox_rows_go_to_the_configured_stream(
     async with engine.connect() as connection:
         stream = await connection.scalar(select(schema.messagebus.outbox.c.stream))
     assert "library" == stream
+
+
+async def test_the_outbox_keeps_the_order_in_which_the_messages_were_handled(
+    engine: AsyncEngine, schema: Schema, uow: AsyncBookUnitOfWork
+) -> None:
+    titles = ["Dune", "Hyperion", "Solaris", "Ubik"]
+    async with uow as transaction:
+        for number, title in enumerate(titles):
+            await make_bus().handle(RegisterBook(id=str(number), title=title), transaction)
+        await transaction.commit()
+    outbox = schema.messagebus.outbox
+    async with engine.connect() as connection:
+        payloads = (await connection.scalars(select(outbox.c.payload).order_by(outbox.c.id))).all()
+    assert titles == [json.loads(payload["payload"])["title"] for payload in payloads]
 
 
 async def test_a_repository_reads_what_the_transaction_wrote(uow: AsyncBookUnitOfWork) -> None:

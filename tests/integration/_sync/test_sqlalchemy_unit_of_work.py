@@ -1,6 +1,7 @@
 # Generated from the _async package by scripts/generate_sync.py: do not edit.
 """The SQL unit of work on a real database: atomic writes, and the connection always released."""
 
+import json
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -104,6 +105,20 @@ def test_the_outbox_rows_go_to_the_configured_stream(engine: SyncEngine, schema:
     with engine.connect() as connection:
         stream = connection.scalar(select(schema.messagebus.outbox.c.stream))
     assert "library" == stream
+
+
+def test_the_outbox_keeps_the_order_in_which_the_messages_were_handled(
+    engine: SyncEngine, schema: Schema, uow: SyncBookUnitOfWork
+) -> None:
+    titles = ["Dune", "Hyperion", "Solaris", "Ubik"]
+    with uow as transaction:
+        for number, title in enumerate(titles):
+            make_bus().handle(RegisterBook(id=str(number), title=title), transaction)
+        transaction.commit()
+    outbox = schema.messagebus.outbox
+    with engine.connect() as connection:
+        payloads = (connection.scalars(select(outbox.c.payload).order_by(outbox.c.id))).all()
+    assert titles == [json.loads(payload["payload"])["title"] for payload in payloads]
 
 
 def test_a_repository_reads_what_the_transaction_wrote(uow: SyncBookUnitOfWork) -> None:
