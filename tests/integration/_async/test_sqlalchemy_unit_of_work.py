@@ -17,7 +17,7 @@ from messagebus import (
     TransactionStatus,
 )
 from messagebus.adapters.sqlalchemy import DatabaseUnavailableError
-from messagebus.adapters.sqlalchemy._compat import AsyncEngine, create_async_engine
+from messagebus.adapters.sqlalchemy._compat import AsyncConnection, AsyncEngine, create_async_engine
 from tests.integration._async.books import AsyncBookUnitOfWork, make_bus
 from tests.integration.conftest import (
     UNREACHABLE_DATABASES,
@@ -222,6 +222,28 @@ async def test_a_transaction_committed_then_detached_releases_on_close(
     await transaction.close()
     assert 0 == checked_out(engine)
     assert (1, 2, 1) == await counts(engine, schema)
+
+
+async def test_a_connection_that_cannot_be_closed_is_dropped_from_the_pool(
+    engine: AsyncEngine, schema: Schema, uow: AsyncBookUnitOfWork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(OSError, match="the socket is gone"):
+        async with uow as transaction:
+            await transaction.books.add(Book(id="1", title="Dune"))
+            broken = transaction.connection
+            close = type(broken).close
+
+            async def close_unless_broken(connection: AsyncConnection) -> None:
+                if connection is broken:
+                    raise OSError("the socket is gone")
+                await close(connection)
+
+            monkeypatch.setattr(type(broken), "close", close_unless_broken)
+            await transaction.commit()
+
+    assert broken.invalidated
+    assert 0 == checked_out(engine)
+    assert 1 == await count(engine, schema.books)
 
 
 async def test_the_connection_is_only_available_in_a_transaction(

@@ -26,7 +26,7 @@ from messagebus import (
     TransactionStatus,
 )
 from messagebus.adapters.sqlalchemy import DatabaseUnavailableError
-from messagebus.adapters.sqlalchemy._compat import SyncEngine, create_engine
+from messagebus.adapters.sqlalchemy._compat import SyncConnection, SyncEngine, create_engine
 from tests.integration._sync.books import SyncBookUnitOfWork, make_bus
 
 
@@ -221,6 +221,28 @@ def test_a_transaction_committed_then_detached_releases_on_close(
     transaction.close()
     assert 0 == checked_out(engine)
     assert (1, 2, 1) == counts(engine, schema)
+
+
+def test_a_connection_that_cannot_be_closed_is_dropped_from_the_pool(
+    engine: SyncEngine, schema: Schema, uow: SyncBookUnitOfWork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(OSError, match="the socket is gone"):
+        with uow as transaction:
+            transaction.books.add(Book(id="1", title="Dune"))
+            broken = transaction.connection
+            close = type(broken).close
+
+            def close_unless_broken(connection: SyncConnection) -> None:
+                if connection is broken:
+                    raise OSError("the socket is gone")
+                close(connection)
+
+            monkeypatch.setattr(type(broken), "close", close_unless_broken)
+            transaction.commit()
+
+    assert broken.invalidated
+    assert 0 == checked_out(engine)
+    assert 1 == count(engine, schema.books)
 
 
 def test_the_connection_is_only_available_in_a_transaction(

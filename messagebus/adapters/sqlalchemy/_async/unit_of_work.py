@@ -13,6 +13,7 @@ when the outbox is off.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Self
 
 import sqlalchemy.exc
@@ -155,7 +156,9 @@ class AsyncSqlAlchemyUnitOfWork(
         try:
             await connection.close()
         except BaseException:
-            # A connection that cannot even be closed (a cancelled query, a broken
-            # socket) must not go back to the pool as it is: drop it.
-            await connection.invalidate()
+            # A connection that cannot even be closed (a broken socket, a cancellation)
+            # must not go back to the pool as it is: drop it, and report the first error.
+            if not connection.closed:
+                with contextlib.suppress(Exception):
+                    await connection.invalidate()
             raise

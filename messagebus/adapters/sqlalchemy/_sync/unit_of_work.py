@@ -14,6 +14,7 @@ when the outbox is off.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Self
 
 import sqlalchemy.exc
@@ -156,7 +157,9 @@ class SyncSqlAlchemyUnitOfWork(
         try:
             connection.close()
         except BaseException:
-            # A connection that cannot even be closed (a cancelled query, a broken
-            # socket) must not go back to the pool as it is: drop it.
-            connection.invalidate()
+            # A connection that cannot even be closed (a broken socket, a cancellation)
+            # must not go back to the pool as it is: drop it, and report the first error.
+            if not connection.closed:
+                with contextlib.suppress(Exception):
+                    connection.invalidate()
             raise
