@@ -60,7 +60,7 @@ _rolledback = TransactionStatus.rolledback
 _closed = TransactionStatus.closed
 
 _SHARED_METRICS = SinkholeMetricsStore()
-_IS_REPOSITORY: dict[type, bool] = {}
+_REPOSITORY_NAMES = "_messagebus_repository_names"
 _BASE_PUBLISH = AsyncAbstractMessageStoreRepository.publish_eventstream
 
 
@@ -86,16 +86,18 @@ class AsyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TAsyncMessageStore
         yield from self._take_new_events()
 
     def _take_new_events(self) -> list[Message[Any]]:
-        # On the hot path: called after every handler. A dict of known attribute types
-        # replaces an isinstance() check against the ABC for each attribute.
+        # On the hot path, after every handler. The names of the repository attributes
+        # are cached with the size of __dict__ they were found at: a new attribute
+        # makes them found again; a repository replaced by another is read anew.
+        members = self.__dict__
+        cache: tuple[tuple[str, ...], int] | None = members.get(_REPOSITORY_NAMES)
+        if cache is None or cache[1] != len(members):
+            cache = self._find_repositories()
         events: list[Message[Any]] = []
-        for member in self.__dict__.values():
-            kind = type(member)
-            is_repository = _IS_REPOSITORY.get(kind)
-            if is_repository is None:
-                is_repository = _IS_REPOSITORY[kind] = issubclass(kind, AsyncAbstractRepository)
-            if is_repository and member.seen:
-                seen = member.seen
+        for name in cache[0]:
+            repository = members.get(name)
+            if repository is not None and repository.seen:
+                seen = repository.seen
                 for model in seen:
                     messages = model.messages
                     if messages:
@@ -103,6 +105,16 @@ class AsyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TAsyncMessageStore
                         messages.clear()
                 seen.clear()
         return events
+
+    def _find_repositories(self) -> tuple[tuple[str, ...], int]:
+        members = self.__dict__
+        members.pop(_REPOSITORY_NAMES, None)
+        names = tuple(
+            name for name, member in members.items() if isinstance(member, AsyncAbstractRepository)
+        )
+        cache = (names, len(members) + 1)
+        members[_REPOSITORY_NAMES] = cache
+        return cache
 
     async def __aenter__(self) -> AsyncUnitOfWorkTransaction[Self]:
         current: AsyncUnitOfWorkTransaction[Any] | None = self.__dict__.get("_transaction")
@@ -125,7 +137,11 @@ class AsyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TAsyncMessageStore
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._transaction.__aexit__(exc_type, exc, tb)
+        transaction = self._transaction
+        if exc is None and transaction.status is _committed and not transaction._detached:
+            await transaction._close()  # the usual way out, one call shorter
+        else:
+            await transaction.__aexit__(exc_type, exc, tb)
 
     @abc.abstractmethod
     async def commit(self) -> None:

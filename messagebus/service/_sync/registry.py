@@ -11,14 +11,14 @@ import importlib
 import inspect
 import sys
 import typing
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import Any, Generic
 
 import venusian
 
 from messagebus.domain.model import GenericCommand, Message
-from messagebus.ports.observability import AbstractMetricsStore, SinkholeMetricsStore
+from messagebus.ports.observability import SinkholeMetricsStore
 from messagebus.service._sync.dependency import SyncDependency, SyncMessageHook
 from messagebus.service._sync.repository import SyncSinkholeMessageStoreRepository
 from messagebus.service._sync.unit_of_work import (
@@ -109,7 +109,7 @@ class SyncMessageBus(Generic[TSyncUow]):
             f"{_name(callback)} is not a handler of {getattr(msg_type, '__name__', msg_type)}"
         )
 
-    def handle(
+    def handle(  # noqa: PLR0912 - the hot path, kept in one frame on purpose
         self,
         command: GenericCommand[Any],
         transaction: SyncUnitOfWorkTransaction[TSyncUow],
@@ -135,68 +135,53 @@ class SyncMessageBus(Generic[TSyncUow]):
             dependencies = self._resolve(transaction, transient_dependencies)
         else:
             dependencies = _NO_DEPENDENCIES
-        metrics = transaction.uow.metrics_store
-        if type(metrics) is SinkholeMetricsStore:  # nothing to count: skip the calls
-            return self._dispatch(hook, command, transaction, dependencies, None)
-        with metrics.command_processing_timer(command):
-            return self._dispatch(hook, command, transaction, dependencies, metrics)
-
-    def _dispatch(  # noqa: PLR0912 - the hot path, kept in one frame on purpose
-        self,
-        hook: SyncMessageHook,
-        command: GenericCommand[Any],
-        transaction: SyncUnitOfWorkTransaction[Any],
-        dependencies: dict[str, Any],
-        metrics: AbstractMetricsStore | None,
-    ) -> Any:
         uow = transaction.uow
-        if type(uow).collect_new_events is SyncAbstractUnitOfWork.collect_new_events:
-            take_new_events = uow._take_new_events
-        else:  # a unit of work that finds its events its own way
-
-            def take_new_events() -> list[Message[Any]]:
-                return list(uow.collect_new_events())
-
-        messagestore = uow.messagestore
-        add = messagestore.add
-        buffer = None
-        if type(messagestore) is SyncSinkholeMessageStoreRepository:
-            # It stores nothing; it only keeps the published messages for its publisher.
-            add = None
-            if messagestore.publisher is not None:
-                buffer = messagestore.stream_buffer
-
-        if metrics is not None:
-            metrics.inc_messages_processed_total(command.metadata)
-        if hook.plain:
-            result = hook.callback(command, transaction)
+        take_new_events, add, buffer = _collectors(uow)
+        metrics = uow.metrics_store
+        timer = None
+        if type(metrics) is SinkholeMetricsStore:  # it records nothing: skip the calls
+            metrics = None
         else:
-            result = hook(command, transaction, dependencies)
-        queue = take_new_events()
-        if add is not None:
-            add(command)
-        elif buffer is not None and command.metadata.published:
-            buffer.append(command)
-
-        # A list read with an index is the FIFO: events raised while handling are
-        # appended, and handled in the order they were raised.
-        index = 0
-        while index < len(queue):
-            message = queue[index]
-            index += 1
+            timer = metrics.command_processing_timer(command)
+            timer.__enter__()
+        try:
             if metrics is not None:
-                metrics.inc_messages_processed_total(message.metadata)
-            hooks = self.events_registry.get(type(message)) or self._command_hooks(message)
-            for event_hook in hooks:
-                if event_hook.plain:
-                    event_hook.callback(message, transaction)
-                else:
-                    event_hook(message, transaction, dependencies)
-                queue.extend(take_new_events())
+                metrics.inc_messages_processed_total(command.metadata)
+            if hook.plain:
+                result = hook.callback(command, transaction)
+            else:
+                result = hook(command, transaction, dependencies)
+            queue = take_new_events()
             if add is not None:
-                add(message)
-            elif buffer is not None and message.metadata.published:
-                buffer.append(message)
+                add(command)
+            elif buffer is not None and command.metadata.published:
+                buffer.append(command)
+            # A list read with an index is the FIFO: events raised while handling are
+            # appended, and handled in the order they were raised.
+            index = 0
+            while index < len(queue):
+                message = queue[index]
+                index += 1
+                if metrics is not None:
+                    metrics.inc_messages_processed_total(message.metadata)
+                for event_hook in self.events_registry.get(type(message)) or self._command_hooks(
+                    message
+                ):
+                    if event_hook.plain:
+                        event_hook.callback(message, transaction)
+                    else:
+                        event_hook(message, transaction, dependencies)
+                    queue.extend(take_new_events())
+                if add is not None:
+                    add(message)
+                elif buffer is not None and message.metadata.published:
+                    buffer.append(message)
+        except BaseException as error:
+            if timer is not None and timer.__exit__(type(error), error, error.__traceback__):
+                return None  # the timer swallowed the error, as a `with` block would
+            raise
+        if timer is not None:
+            timer.__exit__(None, None, None)
         return result
 
     def _command_hooks(self, message: Message[Any]) -> list[SyncMessageHook]:
@@ -237,6 +222,33 @@ class SyncMessageBus(Generic[TSyncUow]):
             else:
                 module = importlib.import_module(mod, package)
             scanner.scan(module, categories=(_CATEGORY,))
+
+
+def _collectors(
+    uow: SyncAbstractUnitOfWork[Any, Any, Any],
+) -> tuple[
+    Callable[[], list[Message[Any]]],
+    Callable[[Message[Any]], Awaitable[None]] | None,
+    list[Message[Any]] | None,
+]:
+    """Return how to take the new events of ``uow`` and how to store a message.
+
+    The default message store keeps nothing but the published messages, and only when
+    it has a publisher: then the bus appends them to its buffer itself (``add`` is None).
+    """
+    if type(uow).collect_new_events is SyncAbstractUnitOfWork.collect_new_events:
+        take_new_events = uow._take_new_events
+    else:  # a unit of work that finds its events its own way
+
+        def take_new_events() -> list[Message[Any]]:
+            return list(uow.collect_new_events())
+
+    messagestore = uow.messagestore
+    if type(messagestore) is not SyncSinkholeMessageStoreRepository:
+        return take_new_events, messagestore.add, None
+    if messagestore.publisher is None:
+        return take_new_events, None, None
+    return take_new_events, None, messagestore.stream_buffer  # type: ignore[return-value]
 
 
 def _make_hook(callback: Callable[..., Any]) -> SyncMessageHook:

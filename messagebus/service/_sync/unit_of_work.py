@@ -61,7 +61,7 @@ _rolledback = TransactionStatus.rolledback
 _closed = TransactionStatus.closed
 
 _SHARED_METRICS = SinkholeMetricsStore()
-_IS_REPOSITORY: dict[type, bool] = {}
+_REPOSITORY_NAMES = "_messagebus_repository_names"
 _BASE_PUBLISH = SyncAbstractMessageStoreRepository.publish_eventstream
 
 
@@ -87,16 +87,18 @@ class SyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TSyncMessageStore, 
         yield from self._take_new_events()
 
     def _take_new_events(self) -> list[Message[Any]]:
-        # On the hot path: called after every handler. A dict of known attribute types
-        # replaces an isinstance() check against the ABC for each attribute.
+        # On the hot path, after every handler. The names of the repository attributes
+        # are cached with the size of __dict__ they were found at: a new attribute
+        # makes them found again; a repository replaced by another is read anew.
+        members = self.__dict__
+        cache: tuple[tuple[str, ...], int] | None = members.get(_REPOSITORY_NAMES)
+        if cache is None or cache[1] != len(members):
+            cache = self._find_repositories()
         events: list[Message[Any]] = []
-        for member in self.__dict__.values():
-            kind = type(member)
-            is_repository = _IS_REPOSITORY.get(kind)
-            if is_repository is None:
-                is_repository = _IS_REPOSITORY[kind] = issubclass(kind, SyncAbstractRepository)
-            if is_repository and member.seen:
-                seen = member.seen
+        for name in cache[0]:
+            repository = members.get(name)
+            if repository is not None and repository.seen:
+                seen = repository.seen
                 for model in seen:
                     messages = model.messages
                     if messages:
@@ -104,6 +106,16 @@ class SyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TSyncMessageStore, 
                         messages.clear()
                 seen.clear()
         return events
+
+    def _find_repositories(self) -> tuple[tuple[str, ...], int]:
+        members = self.__dict__
+        members.pop(_REPOSITORY_NAMES, None)
+        names = tuple(
+            name for name, member in members.items() if isinstance(member, SyncAbstractRepository)
+        )
+        cache = (names, len(members) + 1)
+        members[_REPOSITORY_NAMES] = cache
+        return cache
 
     def __enter__(self) -> SyncUnitOfWorkTransaction[Self]:
         current: SyncUnitOfWorkTransaction[Any] | None = self.__dict__.get("_transaction")
@@ -126,7 +138,11 @@ class SyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TSyncMessageStore, 
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._transaction.__exit__(exc_type, exc, tb)
+        transaction = self._transaction
+        if exc is None and transaction.status is _committed and not transaction._detached:
+            transaction._close()  # the usual way out, one call shorter
+        else:
+            transaction.__exit__(exc_type, exc, tb)
 
     @abc.abstractmethod
     def commit(self) -> None:
