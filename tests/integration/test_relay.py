@@ -294,3 +294,20 @@ async def test_run_purges_when_told_to_keep_delivered_rows_for_a_while(
         relay.stop()
         await asyncio.wait_for(task, timeout=5)
     assert 3 == relay.delivered
+
+
+async def test_a_long_blocked_stream_does_not_starve_the_streams_after_it(
+    db: OutboxDatabase,
+) -> None:
+    # Far more rows behind the failing head than the relay looks at first.
+    await db.add({"blocked": 40})
+    later = await db.add({"free": 3})
+    stream_of = await db.stream_of()
+    transport = RecordingTransport(fails=lambda message: stream_of[message["id"]] == "blocked")
+    relay = relay_for(db, transport, batch_size=2, backoff=Backoff(base=60, cap=60))
+
+    for _ in range(4):
+        await relay.run_once()
+
+    assert later == transport.sent
+    assert 1 == transport.calls - len(later)  # the blocked head, tried once

@@ -47,6 +47,7 @@ from typing import Any
 from sqlalchemy import MetaData, Table, delete, func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql import Subquery
 
 from messagebus.service._async.eventstream import AsyncAbstractEventstreamTransport
 
@@ -58,6 +59,7 @@ logger = logging.getLogger("messagebus.relay")
 
 _MAX_ERROR_LENGTH = 2000
 _PURGE_INTERVAL = 60.0
+_WINDOW = 10
 
 
 def _utcnow() -> datetime:
@@ -289,22 +291,42 @@ class AsyncOutboxRelay:
         return delivered
 
     async def _due_streams(self, now: datetime) -> list[str]:
+        """Return the streams whose oldest pending row is due, oldest first.
+
+        It looks at the oldest pending rows first (a window of ``_WINDOW * batch_size``
+        rows, read through an index on the pending ids when there is one) and only groups
+        every pending row when that window is full of streams that wait for a backoff.
+        """
+        outbox = self.outbox
+        pending = outbox.c.delivered_at.is_(None)
+        size = _WINDOW * self.batch_size
+        window = select(outbox.c.stream, outbox.c.id).where(pending).order_by(outbox.c.id)
+        async with self.engine.connect() as conn:
+            # A stream with a row in a window of the oldest rows has its head there too.
+            heads = await self._heads(conn, window.limit(size).subquery())
+            due = [stream for stream, _, available_at in heads if available_at <= now]
+            if not due and sum(rows for _, rows, _ in heads) >= size:
+                heads = await self._heads(conn, window.subquery())
+                due = [stream for stream, _, available_at in heads if available_at <= now]
+        return due[: self.batch_size]
+
+    async def _heads(
+        self, conn: AsyncConnection, rows: Subquery
+    ) -> list[tuple[str, int, datetime]]:
+        """Return, per stream of ``rows``, its number of rows and its head's ``available_at``."""
         outbox = self.outbox
         heads = (
-            select(outbox.c.stream, func.min(outbox.c.id).label("head"))
-            .where(outbox.c.delivered_at.is_(None))
-            .group_by(outbox.c.stream)
+            select(rows.c.stream, func.min(rows.c.id).label("head"), func.count().label("rows"))
+            .group_by(rows.c.stream)
             .subquery()
         )
         query = (
-            select(heads.c.stream)
+            select(heads.c.stream, heads.c.rows, outbox.c.available_at)
             .join(outbox, outbox.c.id == heads.c.head)
-            .where(outbox.c.available_at <= now)
             .order_by(heads.c.head)
-            .limit(self.batch_size)
         )
-        async with self.engine.connect() as conn:
-            return list((await conn.execute(query)).scalars())
+        result = await conn.execute(query)
+        return [(stream, count, available_at) for stream, count, available_at in result]
 
     @asynccontextmanager
     async def _stream(self, stream: str) -> AsyncIterator[AsyncConnection | None]:
