@@ -52,6 +52,7 @@ PROSE = [
     (re.compile(r"\basync def\b"), "def"),
     (re.compile(r"\basync for\b"), "for"),
     (re.compile(r"\bawait "), ""),
+    (re.compile(r"\bawaited\b"), "called"),
     (re.compile(r"\basync_listen\b"), "sync_listen"),
     (re.compile(r"\b_async\b"), "_sync"),
     (re.compile(r"\basynchronous\b"), "synchronous"),

@@ -11,7 +11,7 @@ class AbstractMetricsStore(abc.ABC):
     """Receives the counts and timings of transactions and messages.
 
     Implement it to feed a monitoring system; :class:`SinkholeMetricsStore` is the
-    default and records nothing. ``messagebus.adapters.prometheus.MetricsStore``
+    default and records nothing. :class:`messagebus.adapters.prometheus.MetricsStore`
     (extra ``messagebus[prometheus]``) implements it with Prometheus metrics.
     """
 

@@ -23,6 +23,14 @@ class MessageSerializer(AbstractMessageSerializer):
     It returns ``id`` (the message id), ``created_at`` (ISO 8601), ``type``
     (``{name}_v{schema_version}``) and ``payload``, the JSON of the message's own
     fields (without its id, date and metadata).
+
+    >>> from messagebus import Event, Metadata
+    >>> class BookRegistered(Event):
+    ...     id: str
+    ...     metadata: Metadata = Metadata(name="book_registered", schema_version=1)
+    >>> envelope = MessageSerializer().serialize_message(BookRegistered(id="42"))
+    >>> envelope["type"], envelope["payload"]
+    ('book_registered_v1', '{"id":"42"}')
     """
 
     def serialize_message(self, message: Message[Any]) -> Mapping[str, Any]:

@@ -24,6 +24,16 @@ class Message(BaseModel, Generic[TMetadata]):
     Two messages are equal when they are of the same class and have the same fields,
     whatever their ``message_id`` and ``created_at``: a test can compare the events a
     handler raised with freshly built ones.
+
+    >>> from messagebus import Command, Metadata
+    >>> class RegisterBook(Command):
+    ...     title: str
+    ...     metadata: Metadata = Metadata(name="register_book", schema_version=1)
+    >>> first, second = RegisterBook(title="Dune"), RegisterBook(title="Dune")
+    >>> first.message_id == second.message_id, first == second
+    (False, True)
+    >>> first
+    <RegisterBook title='Dune'>
     """
 
     message_id: MessageId = Field(default_factory=new_message_id)

@@ -8,11 +8,15 @@ from pydantic import BaseModel, ConfigDict, Field
 class Metadata(BaseModel):
     """The name, schema version and publication flag of a message type.
 
+    >>> metadata = Metadata(name="book_registered", schema_version=1, published=True)
+    >>> metadata.published
+    True
+
     Metadata is set once, as the default value of the ``metadata`` field of a
     message class. It is frozen: being hashable, pydantic uses the very same object
     as the default of every instance instead of deep-copying it each time.
 
-    .. versionchanged:: 0.1
+    .. versionchanged:: 0.17
        Frozen (immutable), unlike in the PyPI package.
     """
 

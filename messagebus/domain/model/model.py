@@ -21,6 +21,15 @@ class GenericModel(BaseModel, Generic[TMetadata]):
     ``messages`` holds the events the model raised since it was loaded; the bus
     collects them after each handler. It is left out of dumps and of equality:
     two models are equal when they are of the same class with the same fields.
+
+    >>> from messagebus import Event, Metadata, Model
+    >>> class BookRegistered(Event):
+    ...     metadata: Metadata = Metadata(name="book_registered", schema_version=1)
+    >>> class Book(Model):
+    ...     title: str
+    >>> book = Book(title="Dune", messages=[BookRegistered()])
+    >>> book.model_dump(), book == Book(title="Dune")
+    ({'title': 'Dune'}, True)
     """
 
     messages: MessageList = Field(default_factory=list, exclude=True, repr=False)

@@ -34,7 +34,7 @@ class AsyncEventstreamPublisher:
 
     :param transport: where the serialized messages go.
     :param serializer: how a message becomes plain data; by default
-        :class:`~messagebus.service.eventstream.MessageSerializer`.
+        :class:`~messagebus.MessageSerializer`.
     """
 
     def __init__(

@@ -17,7 +17,7 @@ class SyncDependency(abc.ABC):
     a new instance on every ``handle()`` and injects it into the handlers that have a
     parameter called ``name``. An instance passed to ``handle()`` as a transient
     dependency is told too. After the transaction, the instance's
-    :meth:`on_after_commit` or :meth:`on_after_rollback` is awaited.
+    :meth:`on_after_commit` or :meth:`on_after_rollback` is called.
     """
 
     @abc.abstractmethod

@@ -155,7 +155,7 @@ class SyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TSyncMessageStore, 
     def release(self) -> None:
         """Give back what the transaction held, such as a database connection.
 
-        Override it in an adapter: it is awaited once, when the transaction closes,
+        Override it in an adapter: it is called once, when the transaction closes,
         however it ended (commit, rollback, exception, cancellation, or ``close()``
         after ``detach()``), before the published messages are sent. It does nothing
         by default.
