@@ -56,22 +56,36 @@ def _sqlite(path: Path) -> Database:
     return Database("sqlite", f"sqlite+aiosqlite:///{path}", f"sqlite+pysqlite:///{path}")
 
 
-def _postgresql() -> Database:
+def _postgresql(async_driver: str) -> Database:
     reason = _postgresql_unavailable()
     if reason is not None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"{reason} (CI=true: a missing server is a failure)")
         pytest.skip(reason)
     rest = POSTGRESQL_URL.removeprefix("postgresql://")
-    return Database("postgresql", f"postgresql+asyncpg://{rest}", f"postgresql+psycopg://{rest}")
+    return Database(
+        "postgresql", f"postgresql+{async_driver}://{rest}", f"postgresql+psycopg://{rest}"
+    )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the sync tests once on PostgreSQL: they use psycopg whatever the async driver."""
+    duplicates = [
+        item
+        for item in items
+        if "_sync" in item.path.parts and item.name.endswith("[postgresql-psycopg]")
+    ]
+    if duplicates:
+        config.hook.pytest_deselected(items=duplicates)
+        items[:] = [item for item in items if item not in duplicates]
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "postgresql-psycopg"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
-    """The database of the test, once per kind of server."""
+    """The database of the test: SQLite, then PostgreSQL through asyncpg and psycopg."""
     if request.param == "sqlite":
         return _sqlite(tmp_path / "test.sqlite")
-    return _postgresql()
+    return _postgresql("asyncpg" if request.param == "postgresql" else "psycopg")
 
 
 UNREACHABLE_DATABASES = [
