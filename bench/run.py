@@ -24,6 +24,8 @@ LABELS = {
     OURS: "messagebus (this tree)",
     PYPI: f"messagebus {PYPI_VERSION} (PyPI)",
     FLOOR: "floor (hand-written)",
+    "transaction": "floor in a transaction",
+    "repository": "+ repository, collect events",
 }
 TARGET_SPEEDUP = {"simple": 2.0, "fanout": 3.0}
 TARGET_FLOOR_RATIO = 1.15
@@ -68,15 +70,17 @@ class Implementation:
         return result
 
 
-def implementations(pypi_python: Path | None) -> list[Implementation]:
-    """Return ours and the floor (this source tree), and the PyPI package if given."""
+def this_tree(key: str, implementation: str) -> Implementation:
+    """Return how to run ``implementation`` of the scenario on this source tree."""
     # -P keeps the script's folder off sys.path; PYTHONPATH puts this tree's package first.
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    ours = [sys.executable, "-P", str(SCENARIO)]
-    found = [
-        Implementation(OURS, [*ours, "--implementation", "bus"], env, ROOT, ROOT / "messagebus"),
-        Implementation(FLOOR, [*ours, "--implementation", "floor"], env, ROOT, ROOT / "messagebus"),
-    ]
+    command = [sys.executable, "-P", str(SCENARIO), "--implementation", implementation]
+    return Implementation(key, command, env, ROOT, ROOT / "messagebus")
+
+
+def implementations(pypi_python: Path | None) -> list[Implementation]:
+    """Return ours and the floor (this source tree), and the PyPI package if given."""
+    found = [this_tree(OURS, "bus"), this_tree(FLOOR, "floor")]
     if pypi_python is not None:
         # -I ignores PYTHONPATH and the user site and keeps the cwd and script folder off
         # sys.path: only the virtualenv's site-packages can provide messagebus.
@@ -141,6 +145,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--core-only", action="store_true", help="skip bench/sql.py")
     parser.add_argument(
         "--profile", action="store_true", help="profile our bus with cProfile instead"
+    )
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="instead, time our bus in stages from the floor up: what each part adds",
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -259,7 +268,7 @@ def run_plugins(args: argparse.Namespace) -> int:
 
 
 def profile(args: argparse.Namespace) -> int:
-    ours = implementations(None)[0]
+    ours = this_tree(OURS, "bus")
     for scenario in SCENARIOS:
         command = [
             *ours.command,
@@ -275,15 +284,11 @@ def profile(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str]) -> int:
-    args = parse(argv)
-    if args.profile:
-        return profile(args)
-    pypi_python = None if args.no_pypi else ensure_venv()
-    impls = implementations(pypi_python)
-    keys = [impl.key for impl in impls]
-    print("\n".join(header(args, impls)), flush=True)
-    series = {(scenario, key): Series() for scenario in SCENARIOS for key in keys}
+def measure_rounds(
+    impls: list[Implementation], args: argparse.Namespace
+) -> dict[tuple[str, str], Series]:
+    """Run every implementation on every scenario, ``args.rounds`` times, interleaved."""
+    series = {(scenario, impl.key): Series() for scenario in SCENARIOS for impl in impls}
     for index in range(args.rounds):
         # Rotate who goes first, so no implementation always runs on a cold machine.
         order = impls[index % len(impls) :] + impls[: index % len(impls)]
@@ -291,10 +296,52 @@ def main(argv: list[str]) -> int:
             for impl in order:
                 series[scenario, impl.key].runs.append(impl.run(scenario, args))
         print(f"  round {index + 1}/{args.rounds} done", flush=True)
+    return series
+
+
+def breakdown(args: argparse.Namespace) -> int:
+    """Print what each layer of our bus adds to the floor's CPU time per command."""
+    stages = [
+        this_tree(FLOOR, "floor"),
+        this_tree("transaction", "transaction"),
+        this_tree("repository", "repository"),
+        this_tree(OURS, "bus"),
+    ]
+    print("\n".join(header(args, stages)), flush=True)
+    series = measure_rounds(stages, args)
+    print(f"\n{'scenario':<8} {'stage':<30} {'cpu µs':>7} {'adds µs':>8} {'share':>6}")
+    for scenario in SCENARIOS:
+        costs = [series[scenario, stage.key].mean_ns / 1000 for stage in stages]
+        overhead = costs[-1] - costs[0]
+        previous = costs[0]
+        for stage, cost in zip(stages, costs, strict=True):
+            added = cost - previous
+            share = f"{added / overhead:6.0%}" if overhead > 0 and stage.key != FLOOR else ""
+            print(f"{scenario:<8} {LABELS[stage.key]:<30} {cost:>7.2f} {added:>8.2f} {share:>6}")
+            previous = cost
+    print(
+        "\nStages: the floor; the same inside `async with uow` + commit; the handler storing"
+        "\nthrough the repository, events collected with collect_new_events() after each"
+        "\nhandler; the bus. 'share' is the part of the bus's overhead over the floor."
+    )
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    args = parse(argv)
+    if args.profile:
+        return profile(args)
+    if args.breakdown:
+        return breakdown(args)
+    pypi_python = None if args.no_pypi else ensure_venv()
+    impls = implementations(pypi_python)
+    keys = [impl.key for impl in impls]
+    print("\n".join(header(args, impls)), flush=True)
+    series = measure_rounds(impls, args)
 
     print()
     print("\n".join(table(series, keys)))
-    print("\nMessage construction (metadata default shared vs deep-copied):")
+    print("\nBuilding a message, CPU time, GC off (metadata default shared or deep-copied):")
     micro = metadata_copy.measure(count=args.commands, repeats=3 if args.quick else 7)
     print("\n".join(metadata_copy.report(micro)))
 

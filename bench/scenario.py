@@ -143,8 +143,64 @@ def floor_runner(
     return run_one, books
 
 
+def transaction_runner(
+    handlers: list[Callable[..., Awaitable[None]]],
+) -> tuple[Callable[[RegisterBook], Awaitable[None]], dict[str, Book]]:
+    """The floor inside a transaction of the unit of work: what opening and committing cost."""
+    uow = InMemoryUnitOfWork()
+    books = uow.books.books
+
+    async def run_one(command: RegisterBook) -> None:
+        async with uow as transaction:
+            book = Book(id=command.id, title=command.title, author=command.author)
+            book.messages.append(BookRegistered(id=command.id, title=command.title))
+            books[book.id] = book
+            messages = book.messages
+            while messages:
+                event = messages.pop(0)
+                for handler in handlers:
+                    await handler(event, transaction)
+            await transaction.commit()
+
+    return run_one, books
+
+
+def repository_runner(
+    handlers: list[Callable[..., Awaitable[None]]],
+) -> tuple[Callable[[RegisterBook], Awaitable[None]], dict[str, Book]]:
+    """Then the handler stores through the repository and the events are collected.
+
+    This is the bus's work without the bus: the events are collected from the
+    repositories' ``seen`` after each handler, as the bus does.
+    """
+    uow = InMemoryUnitOfWork()
+
+    async def run_one(command: RegisterBook) -> None:
+        async with uow as transaction:
+            await register_book(command, transaction)
+            queue = list(uow.collect_new_events())
+            for event in queue:
+                for handler in handlers:
+                    await handler(event, transaction)
+                    queue.extend(uow.collect_new_events())
+            await transaction.commit()
+
+    return run_one, uow.books.books
+
+
+RUNNERS = {
+    "bus": bus_runner,
+    "floor": floor_runner,
+    "transaction": transaction_runner,
+    "repository": repository_runner,
+}
+
+
 async def drive(
-    run_one: Callable[[RegisterBook], Awaitable[None]], prefix: str, count: int
+    run_one: Callable[[RegisterBook], Awaitable[None]],
+    prefix: str,
+    count: int,
+    profiler: cProfile.Profile | None = None,
 ) -> tuple[list[int], int, int]:
     """Run `count` commands; return each one's latency, the wall and the CPU time (ns).
 
@@ -158,6 +214,8 @@ async def drive(
     ]
     clock = time.perf_counter_ns
     latencies = [0] * count
+    if profiler is not None:
+        profiler.enable()
     cpu_started = time.thread_time_ns()
     started = clock()
     for index, command in enumerate(commands):
@@ -165,13 +223,15 @@ async def drive(
         await run_one(command)
         latencies[index] = clock() - before
     wall_ns = clock() - started
-    return latencies, wall_ns, time.thread_time_ns() - cpu_started
+    cpu_ns = time.thread_time_ns() - cpu_started
+    if profiler is not None:
+        profiler.disable()
+    return latencies, wall_ns, cpu_ns
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     handlers, calls = make_event_handlers(FAN_OUT[args.scenario])
-    make_runner = floor_runner if args.implementation == "floor" else bus_runner
-    run_one, books = make_runner(handlers)
+    run_one, books = RUNNERS[args.implementation](handlers)
     await drive(run_one, "warmup-", args.warmup)
 
     gc.collect()
@@ -180,11 +240,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     else:
         gc.freeze()  # what was built before the clock starts is not scanned again
     profiler = cProfile.Profile() if args.profile else None
-    if profiler is not None:
-        profiler.enable()
-    latencies, wall_ns, cpu_ns = await drive(run_one, "book-", args.commands)
-    if profiler is not None:
-        profiler.disable()
+    latencies, wall_ns, cpu_ns = await drive(run_one, "book-", args.commands, profiler)
     gc.enable()
     gc.unfreeze()
 
@@ -232,7 +288,7 @@ def profile_rows(profiler: cProfile.Profile) -> list[dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--implementation", choices=["bus", "floor"], default="bus")
+    parser.add_argument("--implementation", choices=sorted(RUNNERS), default="bus")
     parser.add_argument("--scenario", choices=sorted(FAN_OUT), default="simple")
     parser.add_argument("--commands", type=int, default=20_000)
     parser.add_argument("--warmup", type=int, default=2_000)
