@@ -5,6 +5,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from messagebus import (
+    Message,
+    SinkholeMetricsStore,
     SyncAbstractEventstreamTransport,
     SyncAbstractMessageStoreRepository,
     SyncAbstractRepository,
@@ -13,8 +15,6 @@ from messagebus import (
     SyncEventstreamPublisher,
     SyncMessageBus,
     SyncUnitOfWorkTransaction,
-    Message,
-    SinkholeMetricsStore,
     TransactionStatus,
     sync_listen,
 )

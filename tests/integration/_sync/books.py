@@ -4,12 +4,12 @@
 from typing import Any
 
 from sqlalchemy import Table, insert, select
-from tests.integration.conftest import Schema
-from tests.integration.model import Book, BookRegistered, RegisterBook
 
 from messagebus import SinkholeMetricsStore, SyncMessageBus, SyncUnitOfWorkTransaction
 from messagebus.adapters.sqlalchemy import SyncSqlAlchemyRepository, SyncSqlAlchemyUnitOfWork
 from messagebus.adapters.sqlalchemy._compat import SyncEngine
+from tests.integration.conftest import Schema
+from tests.integration.model import Book, BookRegistered, RegisterBook
 
 
 class SyncBookRepository(SyncSqlAlchemyRepository[Book]):

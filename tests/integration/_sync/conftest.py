@@ -2,10 +2,10 @@
 from collections.abc import Iterator
 
 import pytest
-from tests.integration.conftest import Database, Schema
 
 from messagebus.adapters.sqlalchemy._compat import SyncEngine, create_engine
 from tests.integration._sync.books import SyncBookUnitOfWork
+from tests.integration.conftest import Database, Schema
 
 
 @pytest.fixture

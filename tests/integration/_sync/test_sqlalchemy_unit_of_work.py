@@ -9,14 +9,6 @@ from typing import Any
 import pytest
 from sqlalchemy import Table, func, select
 from sqlalchemy.exc import IntegrityError
-from tests.integration.conftest import (
-    UNREACHABLE_DATABASES,
-    Database,
-    Schema,
-    join_threads_started_since,
-    new_schema,
-)
-from tests.integration.model import Book, RegisterBook
 
 from messagebus import (
     ConfigurationError,
@@ -28,6 +20,14 @@ from messagebus import (
 from messagebus.adapters.sqlalchemy import DatabaseUnavailableError
 from messagebus.adapters.sqlalchemy._compat import SyncConnection, SyncEngine, create_engine
 from tests.integration._sync.books import SyncBookUnitOfWork, make_bus
+from tests.integration.conftest import (
+    UNREACHABLE_DATABASES,
+    Database,
+    Schema,
+    join_threads_started_since,
+    new_schema,
+)
+from tests.integration.model import Book, RegisterBook
 
 
 def count(engine: SyncEngine, table: Table) -> int:

@@ -4,8 +4,6 @@
 from collections.abc import Mapping
 from typing import Any
 
-from tests.unit.model import Book
-
 from messagebus import (
     AbstractMetricsStore,
     Message,
@@ -17,6 +15,7 @@ from messagebus import (
     SyncDependency,
     SyncEventstreamPublisher,
 )
+from tests.unit.model import Book
 
 
 class SyncInMemoryBookRepository(SyncAbstractRepository[Book]):

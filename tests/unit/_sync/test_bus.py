@@ -2,15 +2,6 @@
 from typing import Any
 
 import pytest
-from tests.unit.model import (
-    Book,
-    BookRegistered,
-    BookReviewed,
-    RegisterBook,
-    RegisterBookV2,
-    ReviewBook,
-    ShelfUpdated,
-)
 
 from messagebus import (
     ConfigurationError,
@@ -25,6 +16,15 @@ from tests.unit._sync.fakes import (
     SyncRecordingDependency,
 )
 from tests.unit._sync.handlers import books
+from tests.unit.model import (
+    Book,
+    BookRegistered,
+    BookReviewed,
+    RegisterBook,
+    RegisterBookV2,
+    ReviewBook,
+    ShelfUpdated,
+)
 
 Transaction = SyncUnitOfWorkTransaction[SyncInMemoryUnitOfWork]
 

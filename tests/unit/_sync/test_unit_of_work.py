@@ -1,6 +1,5 @@
 # Generated from the _async package by scripts/generate_sync.py: do not edit.
 import pytest
-from tests.unit.model import Book, BookRegistered, RegisterBook
 
 from messagebus import TransactionError, TransactionStatus
 from tests.unit._sync.fakes import (
@@ -8,6 +7,7 @@ from tests.unit._sync.fakes import (
     SyncInMemoryUnitOfWork,
     SyncRecordingDependency,
 )
+from tests.unit.model import Book, BookRegistered, RegisterBook
 
 
 def registered(book_id: str = "1") -> BookRegistered:

@@ -1,10 +1,9 @@
 # Generated from the _async package by scripts/generate_sync.py: do not edit.
 from typing import Any
 
-from tests.unit.model import Book, BookRegistered, RegisterBook
-
 from messagebus import SyncUnitOfWorkTransaction, sync_listen
 from tests.unit._sync.fakes import SyncInMemoryUnitOfWork
+from tests.unit.model import Book, BookRegistered, RegisterBook
 
 calls: list[str] = []
 

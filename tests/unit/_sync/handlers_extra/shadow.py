@@ -3,9 +3,8 @@
 
 from typing import Any
 
-from tests.unit.model import ReviewBook
-
 from messagebus import sync_listen
+from tests.unit.model import ReviewBook
 
 
 @sync_listen

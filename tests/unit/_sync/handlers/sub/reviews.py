@@ -1,10 +1,9 @@
 # Generated from the _async package by scripts/generate_sync.py: do not edit.
 from __future__ import annotations
 
-from tests.unit.model import BookReviewed, ReviewBook
-
 from messagebus import SyncUnitOfWorkTransaction, sync_listen
 from tests.unit._sync.fakes import SyncInMemoryUnitOfWork
+from tests.unit.model import BookReviewed, ReviewBook
 
 
 @sync_listen
