@@ -170,13 +170,14 @@ async def _serve(args: argparse.Namespace) -> int:
         progress_interval=args.progress_interval or None,
         keep_delivered=None if args.keep_delivered is None else timedelta(args.keep_delivered),
     )
+    # From now on a signal stops the relay, even one that comes during the checks.
+    signals = _stop_on_signals(relay)
     try:
         await _check_database(relay, shown, args.connect_timeout)
         pending = await relay.pending()
         logger.info(
             "outbox relay started on %s, table %s, %s pending", shown, relay.outbox.name, pending
         )
-        signals = _stop_on_signals(relay)
         try:
             if args.once:
                 status = await _deliver_due(relay)
@@ -188,15 +189,19 @@ async def _serve(args: argparse.Namespace) -> int:
                 raise
             logger.warning("outbox relay: stopped by a second signal, a row may be sent again")
             return 1
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:
             raise RelayConfigurationError(
                 f"database error on {shown}: {error_reason(exc)}"
             ) from None
+        try:
+            left: object = await relay.pending()
+        except (SQLAlchemyError, OSError):
+            left = "unknown"
         logger.info(
             "outbox relay stopped: %s delivered, %s failed sends, %s pending",
             relay.delivered,
             relay.failed,
-            await relay.pending(),
+            left,
         )
         return status
     finally:

@@ -257,3 +257,25 @@ async def test_the_outbox_table_must_exist(tmp_path: Path) -> None:
     assert 2 == status
     [line] = lines
     assert "the table messagebus_outbox does not exist" in line
+
+
+async def test_a_second_signal_stops_without_finishing_the_row(
+    db: OutboxDatabase, tmp_path: Path
+) -> None:
+    await db.add({"a": 2})
+    relay = Relay(db, tmp_path / "sent.txt", delay=30)
+    await relay.start()
+    assert relay.process is not None
+    assert relay.process.stderr is not None
+    line = await asyncio.wait_for(relay.process.stderr.readline(), 10)
+    assert b"outbox relay started" in line
+    await asyncio.sleep(0.3)  # into the 30-second send of the first row
+
+    relay.process.send_signal(signal.SIGTERM)
+    await asyncio.sleep(0.3)
+    relay.process.send_signal(signal.SIGTERM)
+    status, stderr = await relay.wait(timeout=10)
+
+    assert 1 == status, stderr
+    assert "stopped by a second signal" in stderr
+    assert [] == relay.sent()
