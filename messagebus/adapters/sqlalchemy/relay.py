@@ -22,9 +22,14 @@ How it works, per batch:
 No row is skipped: a row is pending until a send of it succeeded and was marked. A relay
 killed between a send and the commit of its mark sends that row again: consumers see
 duplicates (at most the rows of one ``commit_interval``), never gaps; the inbox removes
-the duplicates. Several relays may run at once on PostgreSQL: a stream is
-sent by one relay at a time and a row by one relay in the normal path. On SQLite run a
-single relay: SQLite has no lock that a relay could hold while it sends.
+the duplicates. A row that the transport refuses forever blocks its stream, retried every
+``Backoff.cap`` seconds with its error in ``last_error``: fix the cause, or set its
+``delivered_at`` by hand to skip it on purpose.
+
+Several relays may run at once on PostgreSQL: a stream is sent by one relay at a time and
+a row by one relay in the normal path; the work spreads over relays only when there are
+several streams. On SQLite run a single relay: SQLite has no lock that a relay could hold
+while it sends, so two relays would send the same rows.
 
 Order is ``id`` order among the committed rows. Two transactions that write to the same
 stream concurrently are delivered in the order their rows become visible, which may differ
