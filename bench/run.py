@@ -25,7 +25,7 @@ LABELS = {
     PYPI: f"messagebus {PYPI_VERSION} (PyPI)",
     FLOOR: "floor (hand-written)",
     "transaction": "floor in a transaction",
-    "repository": "+ repository, collect events",
+    "repository": "+ handler via the repository",
 }
 TARGET_SPEEDUP = {"simple": 2.0, "fanout": 3.0}
 TARGET_FLOOR_RATIO = 1.15
@@ -321,9 +321,11 @@ def breakdown(args: argparse.Namespace) -> int:
             print(f"{scenario:<8} {LABELS[stage.key]:<30} {cost:>7.2f} {added:>8.2f} {share:>6}")
             previous = cost
     print(
-        "\nStages: the floor; the same inside `async with uow` + commit; the handler storing"
-        "\nthrough the repository, events collected with collect_new_events() after each"
-        "\nhandler; the bus. 'share' is the part of the bus's overhead over the floor."
+        "\nStages: the floor; the same inside `async with uow` + commit; then the command"
+        "\nhandler storing through `transaction.books`, its events taken by hand from the"
+        "\nrepository's `seen`; then the bus (dispatch, finding the repositories and"
+        "\ncollecting after each handler, message store, metrics). 'share' is the part of"
+        "\nthe bus's overhead over the floor that the stage adds."
     )
     return 0
 

@@ -168,21 +168,24 @@ def transaction_runner(
 def repository_runner(
     handlers: list[Callable[..., Awaitable[None]]],
 ) -> tuple[Callable[[RegisterBook], Awaitable[None]], dict[str, Book]]:
-    """Then the handler stores through the repository and the events are collected.
+    """Then the command handler stores the book through the transaction's repository.
 
-    This is the bus's work without the bus: the events are collected from the
-    repositories' ``seen`` after each handler, as the bus does.
+    The events are taken by hand from the one repository's ``seen``, as a program
+    that knows its repositories would: finding them and collecting after every
+    handler is left to the bus, the next stage.
     """
     uow = InMemoryUnitOfWork()
+    seen = uow.books.seen
 
     async def run_one(command: RegisterBook) -> None:
         async with uow as transaction:
             await register_book(command, transaction)
-            queue = list(uow.collect_new_events())
-            for event in queue:
-                for handler in handlers:
-                    await handler(event, transaction)
-                    queue.extend(uow.collect_new_events())
+            for book in seen:
+                for event in book.messages:
+                    for handler in handlers:
+                        await handler(event, transaction)
+                book.messages.clear()
+            seen.clear()
             await transaction.commit()
 
     return run_one, uow.books.books
