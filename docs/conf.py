@@ -80,9 +80,6 @@ nitpick_ignore = [
     ("py:class", "messagebus.service._sync.repository.TModel"),
     ("py:class", "messagebus.service._types.TAsyncHandler"),
     ("py:class", "messagebus.service._types.TSyncHandler"),
-    # The docstring of AsyncOutboxRelay names messagebus_tables without its module; it
-    # should read :func:`~messagebus.adapters.sqlalchemy.messagebus_tables`.
-    ("py:func", "messagebus_tables"),
 ]
 
 # The chapters the cookbook will have. While one is not written yet the build says so

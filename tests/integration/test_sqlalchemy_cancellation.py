@@ -25,7 +25,11 @@ SLOW_QUERY = {
 
 @pytest.fixture
 async def engine(database: Database) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(database.async_url)
+    # aiosqlite cannot interrupt a statement: after a cancellation its thread finishes
+    # the slow query before closing, holding the write lock; on a loaded machine that
+    # outlasts sqlite3's default 5 s wait for a lock.
+    connect_args = {"timeout": 60} if database.name == "sqlite" else {}
+    engine = create_async_engine(database.async_url, connect_args=connect_args)
     yield engine
     await engine.dispose()
 

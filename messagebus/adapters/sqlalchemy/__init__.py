@@ -9,7 +9,9 @@ sqlite3), and add ``messagebus[postgresql]`` for PostgreSQL (asyncpg, psycopg 3)
   connection and transaction per ``async with`` / ``with`` and write the handled messages,
   and the outbox, in it;
 - :class:`AsyncSqlAlchemyRepository` / :class:`SyncSqlAlchemyRepository` are the base
-  classes of your repositories, which run their statements on that connection.
+  classes of your repositories, which run their statements on that connection;
+- :class:`AsyncOutboxRelay` sends the outbox rows through an event-stream transport, at
+  least once and in order per stream (``python -m messagebus.relay`` runs it as a process).
 """
 
 from ._async.repository import AsyncSqlAlchemyMessageStoreRepository, AsyncSqlAlchemyRepository
@@ -17,12 +19,15 @@ from ._async.unit_of_work import AsyncSqlAlchemyUnitOfWork
 from ._sync.repository import SyncSqlAlchemyMessageStoreRepository, SyncSqlAlchemyRepository
 from ._sync.unit_of_work import SyncSqlAlchemyUnitOfWork
 from .errors import DatabaseUnavailableError
+from .relay import AsyncOutboxRelay, Backoff
 from .tables import MessagebusTables, UtcDateTime, messagebus_tables
 
 __all__ = [
+    "AsyncOutboxRelay",
     "AsyncSqlAlchemyMessageStoreRepository",
     "AsyncSqlAlchemyRepository",
     "AsyncSqlAlchemyUnitOfWork",
+    "Backoff",
     "DatabaseUnavailableError",
     "MessagebusTables",
     "SyncSqlAlchemyMessageStoreRepository",

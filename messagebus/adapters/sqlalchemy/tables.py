@@ -156,6 +156,15 @@ def messagebus_tables(metadata: MetaData, *, prefix: str = "messagebus_") -> Mes
         Column("delivered_at", UtcDateTime(), nullable=True),
     )
     Index(f"{prefix}outbox_pending", outbox.c.delivered_at, outbox.c.stream, outbox.c.id)
+    # The relay looks for the oldest pending rows: an index of only those keeps the
+    # lookup fast however many delivered rows the table holds.
+    pending = outbox.c.delivered_at.is_(None)
+    Index(
+        f"{prefix}outbox_pending_id",
+        outbox.c.id,
+        postgresql_where=pending,
+        sqlite_where=pending,
+    )
     inbox = Table(
         f"{prefix}inbox",
         metadata,
