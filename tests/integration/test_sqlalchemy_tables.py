@@ -22,7 +22,9 @@ def test_the_tables_are_named_with_the_prefix_and_added_to_the_given_metadata() 
     assert ["messagebus_inbox", "messagebus_messages", "messagebus_outbox"] == sorted(
         metadata.tables
     )
-    assert ["messagebus_outbox_pending"] == [index.name for index in tables.outbox.indexes]
+    assert ["messagebus_outbox_pending", "messagebus_outbox_pending_id"] == sorted(
+        index.name for index in tables.outbox.indexes
+    )
     other = messagebus_tables(metadata, prefix="billing_")
     assert "billing_outbox" == other.outbox.name
 
