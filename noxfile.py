@@ -81,7 +81,7 @@ def docs(session: nox.Session) -> None:
 @nox.session
 def cookbook(session: nox.Session) -> None:
     """Run the cookbook's chapters and the tests of the machinery that runs them."""
-    install(session, "test")
+    install(session, "test", extras="sqlalchemy")
     session.run("pytest", "cookbook", "tests/test_cookbook_machinery.py", *session.posargs)
 
 
@@ -90,14 +90,14 @@ def export(session: nox.Session) -> None:
     """Write the application the cookbook builds to a folder: ``nox -s export -- DIR``."""
     if not session.posargs:
         session.error("Name the folder to write to: nox -s export -- DIR")
-    install(session, "test")
+    install(session, "test", extras="sqlalchemy")
     session.run("python", "cookbook/export.py", *session.posargs)
 
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """Run the application the cookbook builds, end to end, and print what happened."""
-    install(session, "test")
+    """Run the application the cookbook builds, end to end on SQLite, and print what happened."""
+    install(session, "test", extras="sqlalchemy")
     app = Path(session.create_tmp()) / "reading-club"
     shutil.rmtree(app, ignore_errors=True)  # no file left over from an older cookbook
     session.run("python", "cookbook/export.py", str(app), silent=True)

@@ -234,4 +234,7 @@ def test_the_demo_runs_end_to_end(tmp_path: Path) -> None:
 
     assert 0 == demo.returncode, demo.stderr
     assert "rolled back: No book 'solaris' on the shelf" in demo.stdout
-    assert "Event stream: 5 messages sent" in demo.stdout
+    assert "Message store: 10 rows in messagebus_messages" in demo.stdout
+    assert "last error: ConnectionError: the broker is down" in demo.stdout
+    assert "Event stream: 5 messages received by the broker" in demo.stdout
+    assert "" == demo.stderr
