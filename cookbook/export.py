@@ -3,13 +3,16 @@
 ``python cookbook/export.py DIR`` (or ``python -m cookbook.export DIR``, or
 ``nox -s export -- DIR``) writes the last version of every file the chapters show to
 ``DIR``. There, ``python -m pytest`` runs the application's tests and
-``python -m reading_club.demo`` runs it end to end.
+``python -m reading_club.demo`` runs it end to end, on SQLite: the application needs
+``messagebus[sqlalchemy]``, and its tests pytest and pytest-asyncio, as its
+``pyproject.toml`` says.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tomllib
 from pathlib import Path
 
 if not __package__:  # run as a script: make the cookbook package importable
@@ -33,6 +36,12 @@ def export(destination: Path) -> list[str]:
     return sorted(files)
 
 
+def requirements(destination: Path) -> list[str]:
+    """Return what the exported application and its tests need, from its ``pyproject.toml``."""
+    pyproject = tomllib.loads((destination / "pyproject.toml").read_text(encoding="utf-8"))
+    return [*pyproject["project"]["dependencies"], *pyproject["dependency-groups"]["test"]]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Export to the folder named on the command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -51,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Wrote {len(written)} files to {destination}:")
     for relative_path in written:
         print(f"  {relative_path}")
+    print(f"It needs: {', '.join(requirements(destination))}")
     print(f"Next: cd {destination} && python -m pytest && python -m reading_club.demo")
     return 0
 

@@ -195,6 +195,7 @@ def test_the_exported_application_passes_its_own_tests(tmp_path: Path) -> None:
         check=False,
     )
     assert 0 == export.returncode, export.stderr
+    assert "It needs: messagebus[sqlalchemy], pytest" in export.stdout
 
     result = run_pytest(app)
 
