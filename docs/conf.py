@@ -16,7 +16,6 @@ from sphinx.application import Sphinx
 from sphinx.environment import BuildEnvironment
 from sphinx.errors import PycodeError
 from sphinx.pycode import ModuleAnalyzer
-from sphinx.util import logging
 
 import messagebus
 
@@ -82,25 +81,7 @@ nitpick_ignore = [
     ("py:class", "messagebus.service._types.TSyncHandler"),
 ]
 
-# The chapters the cookbook will have. While one is not written yet the build says so
-# and goes on with what is there, instead of failing on the toctree entry.
-COOKBOOK_CHAPTERS = [
-    "index",
-    "01-model",
-    "02-repository",
-    "03-unit-of-work",
-    "04-handler",
-    "05-bus",
-    "06-event-stream",
-    "07-message-store",
-    "08-sync",
-]
-missing_chapters = [
-    name for name in COOKBOOK_CHAPTERS if not (DOCS / "cookbook" / f"{name}.md").is_file()
-]
-suppress_warnings = ["toc.not_readable"] if missing_chapters else []
 
-logger = logging.getLogger(__name__)
 
 
 def _public_names() -> dict[str, str]:
@@ -181,10 +162,8 @@ def alias_docstring(  # noqa: PLR0917 - the signature of Sphinx's event
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
-    """Wire the reference fallback and report missing cookbook chapters."""
+    """Wire the reference fallback and the signature and docstring fixes."""
     app.connect("missing-reference", resolve_public_name)
     app.connect("autodoc-process-signature", simplify_signature)
     app.connect("autodoc-process-docstring", alias_docstring)
-    if missing_chapters:
-        logger.info("cookbook chapters not written yet: %s", ", ".join(missing_chapters))
     return {"parallel_read_safe": True}

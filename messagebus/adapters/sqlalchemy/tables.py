@@ -30,7 +30,8 @@ the models, that a relay reads in ``id`` order and sends to the event stream.
 - ``available_at``: the earliest time the relay may try (again); ``created_at`` at first,
   later after a failure, to back off.
 - ``attempts``: how many times the relay tried to send the row.
-- ``last_error``: why the last attempt failed, ``NULL`` if none did.
+- ``last_error``: why the last failed attempt failed, ``NULL`` if none did; it stays
+  on the row once a later attempt delivers it, as a record.
 - ``delivered_at``: when the stream took the message; ``NULL`` while it is pending.
 
 The index on ``(delivered_at, stream, id)`` lets the relay find the pending rows of a
