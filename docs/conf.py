@@ -82,8 +82,6 @@ nitpick_ignore = [
 ]
 
 
-
-
 def _public_names() -> dict[str, str]:
     names: dict[str, str] = {}
     # Later modules win: a name both in messagebus and messagebus.typing is the former's.
