@@ -121,8 +121,8 @@ class AsyncOutboxRelay:
         ``postgresql+asyncpg``, ``postgresql+psycopg``).
     :param transport: where the messages go; a row is delivered once
         ``send_message_serialized`` returned without raising.
-    :param outbox: the outbox table; by default the one :func:`~messagebus.adapters.sqlalchemy.messagebus_tables` makes
-        with ``prefix``.
+    :param outbox: the outbox table; by default the one
+        :func:`~messagebus.adapters.sqlalchemy.messagebus_tables` makes with ``prefix``.
     :param prefix: the table prefix, when ``outbox`` is not given.
     :param batch_size: the most rows one :meth:`run_once` sends.
     :param poll_interval: how long :meth:`run` sleeps, in seconds, when nothing was due.
