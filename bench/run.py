@@ -14,7 +14,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench import metadata_copy, profiling
+from bench import instructions, metadata_copy, profiling
 from bench.pypi import PYPI_VERSION, ROOT, VENV, ensure_venv
 
 SCENARIO = Path(__file__).resolve().with_name("scenario.py")
@@ -145,6 +145,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--core-only", action="store_true", help="skip bench/sql.py")
     parser.add_argument(
         "--profile", action="store_true", help="profile our bus with cProfile instead"
+    )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="instead, count instructions per command with valgrind (load-independent)",
     )
     parser.add_argument(
         "--breakdown",
@@ -300,25 +305,42 @@ def measure_rounds(
     return series
 
 
-def breakdown(args: argparse.Namespace) -> int:
-    """Print what each layer of our bus adds to the floor's CPU time per command."""
-    stages = [
+def stages() -> list[Implementation]:
+    """Return our bus in stages, from the floor up."""
+    return [
         this_tree(FLOOR, "floor"),
         this_tree("transaction", "transaction"),
         this_tree("repository", "repository"),
         this_tree(OURS, "bus"),
     ]
-    print("\n".join(header(args, stages)), flush=True)
-    series = measure_rounds(stages, args)
-    print(f"\n{'scenario':<8} {'stage':<30} {'cpu µs':>7} {'adds µs':>8} {'share':>6}")
+
+
+def breakdown(args: argparse.Namespace) -> int:
+    """Print what each layer of our bus adds to the floor's cost per command."""
+    steps = stages()
+    unit = "instr" if args.instructions else "µs"
+    if args.instructions:
+        print(f"Instructions per command, counted by valgrind (callgrind); {tree_state()}")
+        counts = instructions.count(targets(steps), SCENARIOS)
+    else:
+        print("\n".join(header(args, steps)), flush=True)
+        series = measure_rounds(steps, args)
+    print(f"\n{'scenario':<8} {'stage':<30} {unit:>9} {'adds':>9} {'share':>6}")
     for scenario in SCENARIOS:
-        costs = [series[scenario, stage.key].mean_ns / 1000 for stage in stages]
+        if args.instructions:
+            costs = [counts[scenario, LABELS[step.key]] for step in steps]
+        else:
+            costs = [series[scenario, step.key].mean_ns / 1000 for step in steps]
         overhead = costs[-1] - costs[0]
         previous = costs[0]
-        for stage, cost in zip(stages, costs, strict=True):
+        for step, cost in zip(steps, costs, strict=True):
             added = cost - previous
-            share = f"{added / overhead:6.0%}" if overhead > 0 and stage.key != FLOOR else ""
-            print(f"{scenario:<8} {LABELS[stage.key]:<30} {cost:>7.2f} {added:>8.2f} {share:>6}")
+            share = f"{added / overhead:6.0%}" if overhead > 0 and step.key != FLOOR else ""
+            digits = 0 if args.instructions else 2
+            print(
+                f"{scenario:<8} {LABELS[step.key]:<30} {cost:>9,.{digits}f} "
+                f"{added:>9,.{digits}f} {share:>6}"
+            )
             previous = cost
     print(
         "\nStages: the floor; the same inside `async with uow` + commit; then the command"
@@ -330,12 +352,38 @@ def breakdown(args: argparse.Namespace) -> int:
     return 0
 
 
+def targets(impls: list[Implementation]) -> list[instructions.Target]:
+    return [
+        instructions.Target(LABELS[impl.key], tuple(impl.command), tuple(impl.env.items()))
+        for impl in impls
+    ]
+
+
+def count_instructions(args: argparse.Namespace) -> int:
+    """Print the instructions per command of ours, 0.16.1 and the floor, and their ratios."""
+    impls = implementations(None if args.no_pypi else ensure_venv())
+    print(f"Instructions per command, counted by valgrind (callgrind); {tree_state()}")
+    counts = instructions.count(targets(impls), SCENARIOS)
+    labels = [LABELS[impl.key] for impl in impls]
+    print("\n".join(["", *instructions.report(counts, labels, LABELS[FLOOR], SCENARIOS)]))
+    print("\nThe same ratios as the targets, in instructions (informative, not checked):")
+    for scenario in SCENARIOS:
+        ours = counts[scenario, LABELS[OURS]]
+        if not args.no_pypi:
+            speedup = counts[scenario, LABELS[PYPI]] / ours
+            print(f"  {scenario}: {speedup:.2f}x fewer than messagebus {PYPI_VERSION}")
+        print(f"  {scenario}: {ours / counts[scenario, LABELS[FLOOR]]:.2f}x the floor")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     args = parse(argv)
     if args.profile:
         return profile(args)
     if args.breakdown:
         return breakdown(args)
+    if args.instructions:
+        return count_instructions(args)
     pypi_python = None if args.no_pypi else ensure_venv()
     impls = implementations(pypi_python)
     keys = [impl.key for impl in impls]
