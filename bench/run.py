@@ -42,7 +42,8 @@ class Implementation:
     cwd: Path
     package_dir: Path
 
-    def run(self, scenario: str, args: argparse.Namespace, profile: bool = False) -> Any:
+    def run(self, scenario: str, args: argparse.Namespace) -> Any:
+        """Run the scenario once; return its results, checked to come from our package."""
         command = [
             *self.command,
             "--scenario",
@@ -54,8 +55,6 @@ class Implementation:
             "--gc",
             args.gc,
         ]
-        if profile:
-            command.append("--profile")
         done = subprocess.run(
             command, env=self.env, cwd=self.cwd, capture_output=True, text=True, check=False
         )
@@ -97,7 +96,7 @@ class Series:
     runs: list[dict[str, Any]] = field(default_factory=list)
 
     @property
-    def mean_ns(self) -> float:
+    def cpu_ns(self) -> float:
         """Time per command: the lowest over the rounds of each run's CPU time per command.
 
         CPU time leaves out the moments when other processes had the core, which on
@@ -106,9 +105,9 @@ class Series:
         what the code costs (the advice of `timeit`); every statistic here is the
         lowest over the rounds, for every implementation alike.
         """
-        return min(self.round_means())
+        return min(self.round_cpu_ns())
 
-    def round_means(self) -> list[float]:
+    def round_cpu_ns(self) -> list[float]:
         return [run["cpu_ns"] / run["commands"] for run in self.runs]
 
     @property
@@ -207,15 +206,15 @@ def table(series: dict[tuple[str, str], Series], keys: list[str]) -> list[str]:
         f"{'p50 µs':>7} {'p99 µs':>7} {'p99.9 µs':>8} {'p99/p50':>7} {'x floor':>7}"
     ]
     for scenario in SCENARIOS:
-        floor = series[scenario, FLOOR].mean_ns
+        floor = series[scenario, FLOOR].cpu_ns
         for key in keys:
             one = series[scenario, key]
             p50, p99 = one.percentile(0.50), one.percentile(0.99)
             lines.append(
-                f"{scenario:<8} {LABELS[key]:<27} {1e9 / one.mean_ns:>8,.0f} "
-                f"{one.mean_ns / 1000:>7.2f} {one.wall_ns / 1000:>7.2f} {p50 / 1000:>7.2f} "
+                f"{scenario:<8} {LABELS[key]:<27} {1e9 / one.cpu_ns:>8,.0f} "
+                f"{one.cpu_ns / 1000:>7.2f} {one.wall_ns / 1000:>7.2f} {p50 / 1000:>7.2f} "
                 f"{p99 / 1000:>7.2f} {one.percentile(0.999) / 1000:>8.1f} {p99 / p50:>7.2f} "
-                f"{one.mean_ns / floor:>7.2f}"
+                f"{one.cpu_ns / floor:>7.2f}"
             )
     return lines
 
@@ -231,8 +230,10 @@ def checks(series: dict[tuple[str, str], Series], with_pypi: bool) -> list[tuple
         ours = series[scenario, OURS]
         if with_pypi:
             pypi = series[scenario, PYPI]
-            speedup = pypi.mean_ns / ours.mean_ns
-            per_round = [p / o for p, o in zip(pypi.round_means(), ours.round_means(), strict=True)]
+            speedup = pypi.cpu_ns / ours.cpu_ns
+            per_round = [
+                p / o for p, o in zip(pypi.round_cpu_ns(), ours.round_cpu_ns(), strict=True)
+            ]
             target = TARGET_SPEEDUP[scenario]
             found.append(
                 (
@@ -242,8 +243,8 @@ def checks(series: dict[tuple[str, str], Series], with_pypi: bool) -> list[tuple
                 )
             )
         floor = series[scenario, FLOOR]
-        ratio = ours.mean_ns / floor.mean_ns
-        per_round = [o / f for o, f in zip(ours.round_means(), floor.round_means(), strict=True)]
+        ratio = ours.cpu_ns / floor.cpu_ns
+        per_round = [o / f for o, f in zip(ours.round_cpu_ns(), floor.round_cpu_ns(), strict=True)]
         found.append(
             (
                 ratio <= TARGET_FLOOR_RATIO,
@@ -330,7 +331,7 @@ def breakdown(args: argparse.Namespace) -> int:
         if args.instructions:
             costs = [counts[scenario, LABELS[step.key]] for step in steps]
         else:
-            costs = [series[scenario, step.key].mean_ns / 1000 for step in steps]
+            costs = [series[scenario, step.key].cpu_ns / 1000 for step in steps]
         overhead = costs[-1] - costs[0]
         previous = costs[0]
         for step, cost in zip(steps, costs, strict=True):
