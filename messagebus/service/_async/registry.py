@@ -10,20 +10,24 @@ import importlib
 import inspect
 import sys
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from types import ModuleType
 from typing import Any, Generic
 
 import venusian
 
 from messagebus.domain.model import GenericCommand, Message
-from messagebus.ports.observability import SinkholeMetricsStore
+from messagebus.ports.observability import AbstractMetricsStore, SinkholeMetricsStore
 from messagebus.service._async.dependency import AsyncDependency, AsyncMessageHook
-from messagebus.service._async.repository import AsyncSinkholeMessageStoreRepository
+from messagebus.service._async.repository import (
+    AsyncAbstractMessageStoreRepository,
+    AsyncSinkholeMessageStoreRepository,
+)
 from messagebus.service._async.unit_of_work import (
     AsyncAbstractUnitOfWork,
     AsyncUnitOfWorkTransaction,
     TAsyncUow,
+    take_new_events,
 )
 from messagebus.service._types import TAsyncHandler
 from messagebus.service.errors import ConfigurationError
@@ -108,7 +112,7 @@ class AsyncMessageBus(Generic[TAsyncUow]):
             f"{_name(callback)} is not a handler of {getattr(msg_type, '__name__', msg_type)}"
         )
 
-    async def handle(  # noqa: PLR0912 - the hot path, kept in one frame on purpose
+    async def handle(
         self,
         command: GenericCommand[Any],
         transaction: AsyncUnitOfWorkTransaction[TAsyncUow],
@@ -134,53 +138,60 @@ class AsyncMessageBus(Generic[TAsyncUow]):
             dependencies = self._resolve(transaction, transient_dependencies)
         else:
             dependencies = _NO_DEPENDENCIES
-        uow = transaction.uow
-        take_new_events, add, buffer = _collectors(uow)
-        metrics = uow.metrics_store
-        timer = None
+        metrics = transaction.uow.metrics_store
         if type(metrics) is SinkholeMetricsStore:  # it records nothing: skip the calls
-            metrics = None
-        else:
-            timer = metrics.command_processing_timer(command)
-            timer.__enter__()
-        try:
+            return await self._dispatch(hook, command, transaction, dependencies, None)
+        with metrics.command_processing_timer(command):
+            return await self._dispatch(hook, command, transaction, dependencies, metrics)
+
+    async def _dispatch(  # noqa: PLR0912 - the hot path, kept in one frame on purpose
+        self,
+        hook: AsyncMessageHook,
+        command: GenericCommand[Any],
+        transaction: AsyncUnitOfWorkTransaction[Any],
+        dependencies: dict[str, Any],
+        metrics: AbstractMetricsStore | None,
+    ) -> Any:
+        uow = transaction.uow
+        # The repositories whose `seen` holds the models that raised new events, or
+        # None for a unit of work that overrides collect_new_events().
+        repositories = (
+            uow._repositories()
+            if type(uow).collect_new_events is AsyncAbstractUnitOfWork.collect_new_events
+            else None
+        )
+        add, buffer = _storage(uow.messagestore)
+        result = None
+        queue: list[Message[Any]] = [command]
+        hooks: Sequence[AsyncMessageHook] = (hook,)
+        index = 0
+        # A list read with an index is the FIFO: the events raised while handling are
+        # appended, and handled in the order they were raised.
+        while index < len(queue):
+            message = queue[index]
+            if index:
+                hooks = self.events_registry.get(type(message)) or self._command_hooks(message)
+            index += 1
             if metrics is not None:
-                metrics.inc_messages_processed_total(command.metadata)
-            if hook.plain:
-                result = await hook.callback(command, transaction)
-            else:
-                result = await hook(command, transaction, dependencies)
-            queue = take_new_events()
+                metrics.inc_messages_processed_total(message.metadata)
+            for message_hook in hooks:
+                if message_hook.plain:
+                    returned = await message_hook.callback(message, transaction)
+                else:
+                    returned = await message_hook(message, transaction, dependencies)
+                if message is command:
+                    result = returned
+                if repositories is None:
+                    queue.extend(uow.collect_new_events())
+                else:
+                    for repository in repositories:
+                        if repository.seen:  # checked here: most handlers raise nothing
+                            queue.extend(take_new_events(repositories))
+                            break
             if add is not None:
-                await add(command)
-            elif buffer is not None and command.metadata.published:
-                buffer.append(command)
-            # A list read with an index is the FIFO: events raised while handling are
-            # appended, and handled in the order they were raised.
-            index = 0
-            while index < len(queue):
-                message = queue[index]
-                index += 1
-                if metrics is not None:
-                    metrics.inc_messages_processed_total(message.metadata)
-                for event_hook in self.events_registry.get(type(message)) or self._command_hooks(
-                    message
-                ):
-                    if event_hook.plain:
-                        await event_hook.callback(message, transaction)
-                    else:
-                        await event_hook(message, transaction, dependencies)
-                    queue.extend(take_new_events())
-                if add is not None:
-                    await add(message)
-                elif buffer is not None and message.metadata.published:
-                    buffer.append(message)
-        except BaseException as error:
-            if timer is not None and timer.__exit__(type(error), error, error.__traceback__):
-                return None  # the timer swallowed the error, as a `with` block would
-            raise
-        if timer is not None:
-            timer.__exit__(None, None, None)
+                await add(message)
+            elif buffer is not None and message.metadata.published:
+                buffer.append(message)
         return result
 
     def _command_hooks(self, message: Message[Any]) -> list[AsyncMessageHook]:
@@ -223,31 +234,19 @@ class AsyncMessageBus(Generic[TAsyncUow]):
             scanner.scan(module, categories=(_CATEGORY,))
 
 
-def _collectors(
-    uow: AsyncAbstractUnitOfWork[Any, Any, Any],
-) -> tuple[
-    Callable[[], list[Message[Any]]],
-    Callable[[Message[Any]], Awaitable[None]] | None,
-    list[Message[Any]] | None,
-]:
-    """Return how to take the new events of ``uow`` and how to store a message.
+def _storage(
+    messagestore: AsyncAbstractMessageStoreRepository,
+) -> tuple[Callable[[Message[Any]], Awaitable[None]] | None, list[Message[Any]] | None]:
+    """Return how the bus stores a message: ``(add, None)`` or ``(None, buffer)``.
 
     The default message store keeps nothing but the published messages, and only when
-    it has a publisher: then the bus appends them to its buffer itself (``add`` is None).
+    it has a publisher: the bus appends them to its buffer itself, without a call.
     """
-    if type(uow).collect_new_events is AsyncAbstractUnitOfWork.collect_new_events:
-        take_new_events = uow._take_new_events
-    else:  # a unit of work that finds its events its own way
-
-        def take_new_events() -> list[Message[Any]]:
-            return list(uow.collect_new_events())
-
-    messagestore = uow.messagestore
     if type(messagestore) is not AsyncSinkholeMessageStoreRepository:
-        return take_new_events, messagestore.add, None
+        return messagestore.add, None
     if messagestore.publisher is None:
-        return take_new_events, None, None
-    return take_new_events, None, messagestore.stream_buffer  # type: ignore[return-value]
+        return None, None
+    return None, messagestore.stream_buffer  # type: ignore[return-value]
 
 
 def _make_hook(callback: Callable[..., Any]) -> AsyncMessageHook:
