@@ -11,3 +11,9 @@ SyncHandler = Callable[..., Any]
 
 TAsyncHandler = TypeVar("TAsyncHandler", bound=AsyncHandler)
 TSyncHandler = TypeVar("TSyncHandler", bound=SyncHandler)
+
+AsyncStoreMessage = Callable[[Any], Awaitable[None]]
+"""How an async message store stores one message: its ``add`` method."""
+
+SyncStoreMessage = Callable[[Any], None]
+"""How a sync message store stores one message: its ``add`` method."""

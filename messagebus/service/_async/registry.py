@@ -10,7 +10,7 @@ import importlib
 import inspect
 import sys
 import typing
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, Generic
 
@@ -29,7 +29,7 @@ from messagebus.service._async.unit_of_work import (
     TAsyncUow,
     take_new_events,
 )
-from messagebus.service._types import TAsyncHandler
+from messagebus.service._types import AsyncStoreMessage, TAsyncHandler
 from messagebus.service.errors import ConfigurationError
 
 __all__ = ["AsyncMessageBus", "ConfigurationError", "async_listen"]
@@ -236,7 +236,7 @@ class AsyncMessageBus(Generic[TAsyncUow]):
 
 def _storage(
     messagestore: AsyncAbstractMessageStoreRepository,
-) -> tuple[Callable[[Message[Any]], Awaitable[None]] | None, list[Message[Any]] | None]:
+) -> tuple[AsyncStoreMessage | None, list[Message[Any]] | None]:
     """Return how the bus stores a message: ``(add, None)`` or ``(None, buffer)``.
 
     The default message store keeps nothing but the published messages, and only when

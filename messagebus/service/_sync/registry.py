@@ -11,7 +11,7 @@ import importlib
 import inspect
 import sys
 import typing
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, Generic
 
@@ -30,7 +30,7 @@ from messagebus.service._sync.unit_of_work import (
     TSyncUow,
     take_new_events,
 )
-from messagebus.service._types import TSyncHandler
+from messagebus.service._types import SyncStoreMessage, TSyncHandler
 from messagebus.service.errors import ConfigurationError
 
 __all__ = ["SyncMessageBus", "ConfigurationError", "sync_listen"]
@@ -237,7 +237,7 @@ class SyncMessageBus(Generic[TSyncUow]):
 
 def _storage(
     messagestore: SyncAbstractMessageStoreRepository,
-) -> tuple[Callable[[Message[Any]], Awaitable[None]] | None, list[Message[Any]] | None]:
+) -> tuple[SyncStoreMessage | None, list[Message[Any]] | None]:
     """Return how the bus stores a message: ``(add, None)`` or ``(None, buffer)``.
 
     The default message store keeps nothing but the published messages, and only when

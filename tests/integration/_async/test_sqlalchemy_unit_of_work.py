@@ -324,3 +324,17 @@ async def test_an_unreachable_database_is_named_without_its_password(database: D
     assert engine.url.render_as_string(hide_password=True) in str(e.value)
     assert e.value.__cause__ is None
     assert 0 == checked_out(engine)
+
+
+async def test_a_function_names_the_stream_of_each_outbox_row(
+    engine: AsyncEngine, schema: Schema
+) -> None:
+    uow = AsyncBookUnitOfWork(engine, schema, stream=lambda message: f"book-{message.id}")
+    async with uow as transaction:
+        await make_bus().handle(RegisterBook(id="1", title="Dune"), transaction)
+        await make_bus().handle(RegisterBook(id="2", title="Emma"), transaction)
+        await transaction.commit()
+    outbox = schema.messagebus.outbox
+    async with engine.connect() as connection:
+        streams = (await connection.scalars(select(outbox.c.stream).order_by(outbox.c.id))).all()
+    assert ["book-1", "book-2"] == streams

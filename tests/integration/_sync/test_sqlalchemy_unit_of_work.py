@@ -323,3 +323,15 @@ def test_an_unreachable_database_is_named_without_its_password(database: Databas
     assert engine.url.render_as_string(hide_password=True) in str(e.value)
     assert e.value.__cause__ is None
     assert 0 == checked_out(engine)
+
+
+def test_a_function_names_the_stream_of_each_outbox_row(engine: SyncEngine, schema: Schema) -> None:
+    uow = SyncBookUnitOfWork(engine, schema, stream=lambda message: f"book-{message.id}")
+    with uow as transaction:
+        make_bus().handle(RegisterBook(id="1", title="Dune"), transaction)
+        make_bus().handle(RegisterBook(id="2", title="Emma"), transaction)
+        transaction.commit()
+    outbox = schema.messagebus.outbox
+    with engine.connect() as connection:
+        streams = (connection.scalars(select(outbox.c.stream).order_by(outbox.c.id))).all()
+    assert ["book-1", "book-2"] == streams

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -92,8 +93,8 @@ class AsyncSqlAlchemyMessageStoreRepository(AsyncAbstractMessageStoreRepository)
     """The message store and outbox tables the rows go to."""
     outbox: bool
     """Whether published messages are written to the outbox instead of sent after commit."""
-    stream: str
-    """The ``stream`` of the outbox rows."""
+    stream: str | Callable[[Message[Any]], str]
+    """The ``stream`` of the outbox rows, or a function that names it for each message."""
     serializer: AbstractMessageSerializer
     """Turns a published message into the ``payload`` of its outbox row."""
 
@@ -103,7 +104,7 @@ class AsyncSqlAlchemyMessageStoreRepository(AsyncAbstractMessageStoreRepository)
         *,
         tables: MessagebusTables | None = None,
         outbox: bool = True,
-        stream: str = "messagebus",
+        stream: str | Callable[[Message[Any]], str] = "messagebus",
         serializer: AbstractMessageSerializer | None = None,
         publisher: AsyncEventstreamPublisher | None = None,
     ) -> None:
@@ -140,7 +141,7 @@ class AsyncSqlAlchemyMessageStoreRepository(AsyncAbstractMessageStoreRepository)
             await connection.execute(
                 insert(self.tables.outbox).values(
                     message_id=message.message_id,
-                    stream=self.stream,
+                    stream=self.stream if isinstance(self.stream, str) else self.stream(message),
                     type=f"{metadata.name}_v{metadata.schema_version}",
                     payload=dict(self.serializer.serialize_message(message)),
                     created_at=now,

@@ -14,7 +14,8 @@ when the outbox is off.
 from __future__ import annotations
 
 import contextlib
-from typing import Self
+from collections.abc import Callable
+from typing import Any, Self
 
 import sqlalchemy.exc
 
@@ -24,7 +25,7 @@ from messagebus.adapters.sqlalchemy._async.repository import (
 from messagebus.adapters.sqlalchemy._compat import AsyncConnection, AsyncEngine
 from messagebus.adapters.sqlalchemy.errors import DatabaseUnavailableError
 from messagebus.adapters.sqlalchemy.tables import MessagebusTables
-from messagebus.domain.model import TransactionError
+from messagebus.domain.model import Message, TransactionError
 from messagebus.ports.observability import AbstractMetricsStore, TMetricsStore
 from messagebus.service._async.eventstream import AsyncEventstreamPublisher
 from messagebus.service._async.unit_of_work import (
@@ -61,8 +62,10 @@ class AsyncSqlAlchemyUnitOfWork(
         :func:`~messagebus.adapters.sqlalchemy.messagebus_tables` for your metadata;
         by default tables named with the ``messagebus_`` prefix.
     :param outbox: write the published messages to the outbox table.
-    :param stream: the stream the outbox rows are for, the relay delivers each
-        stream in order.
+    :param stream: the stream the outbox rows are for: the relay delivers each stream
+        in order, and on PostgreSQL several relays share the streams between them. A
+        function of the message names one per message, say per aggregate
+        (``lambda message: f"book-{message.id}"``): the order then holds within each.
     :param serializer: how a published message becomes the outbox row's payload; by
         default :class:`~messagebus.MessageSerializer`.
     :param publisher: sends the published messages after the commit; only with
@@ -80,7 +83,7 @@ class AsyncSqlAlchemyUnitOfWork(
         *,
         tables: MessagebusTables | None = None,
         outbox: bool = True,
-        stream: str = "messagebus",
+        stream: str | Callable[[Message[Any]], str] = "messagebus",
         serializer: AbstractMessageSerializer | None = None,
         publisher: AsyncEventstreamPublisher | None = None,
         metrics_store: AbstractMetricsStore | None = None,

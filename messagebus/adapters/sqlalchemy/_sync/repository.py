@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -93,8 +94,8 @@ class SyncSqlAlchemyMessageStoreRepository(SyncAbstractMessageStoreRepository):
     """The message store and outbox tables the rows go to."""
     outbox: bool
     """Whether published messages are written to the outbox instead of sent after commit."""
-    stream: str
-    """The ``stream`` of the outbox rows."""
+    stream: str | Callable[[Message[Any]], str]
+    """The ``stream`` of the outbox rows, or a function that names it for each message."""
     serializer: AbstractMessageSerializer
     """Turns a published message into the ``payload`` of its outbox row."""
 
@@ -104,7 +105,7 @@ class SyncSqlAlchemyMessageStoreRepository(SyncAbstractMessageStoreRepository):
         *,
         tables: MessagebusTables | None = None,
         outbox: bool = True,
-        stream: str = "messagebus",
+        stream: str | Callable[[Message[Any]], str] = "messagebus",
         serializer: AbstractMessageSerializer | None = None,
         publisher: SyncEventstreamPublisher | None = None,
     ) -> None:
@@ -141,7 +142,7 @@ class SyncSqlAlchemyMessageStoreRepository(SyncAbstractMessageStoreRepository):
             connection.execute(
                 insert(self.tables.outbox).values(
                     message_id=message.message_id,
-                    stream=self.stream,
+                    stream=self.stream if isinstance(self.stream, str) else self.stream(message),
                     type=f"{metadata.name}_v{metadata.schema_version}",
                     payload=dict(self.serializer.serialize_message(message)),
                     created_at=now,

@@ -15,7 +15,8 @@ when the outbox is off.
 from __future__ import annotations
 
 import contextlib
-from typing import Self
+from collections.abc import Callable
+from typing import Any, Self
 
 import sqlalchemy.exc
 
@@ -25,7 +26,7 @@ from messagebus.adapters.sqlalchemy._sync.repository import (
 )
 from messagebus.adapters.sqlalchemy.errors import DatabaseUnavailableError
 from messagebus.adapters.sqlalchemy.tables import MessagebusTables
-from messagebus.domain.model import TransactionError
+from messagebus.domain.model import Message, TransactionError
 from messagebus.ports.observability import AbstractMetricsStore, TMetricsStore
 from messagebus.service._sync.eventstream import SyncEventstreamPublisher
 from messagebus.service._sync.unit_of_work import (
@@ -62,8 +63,10 @@ class SyncSqlAlchemyUnitOfWork(
         :func:`~messagebus.adapters.sqlalchemy.messagebus_tables` for your metadata;
         by default tables named with the ``messagebus_`` prefix.
     :param outbox: write the published messages to the outbox table.
-    :param stream: the stream the outbox rows are for, the relay delivers each
-        stream in order.
+    :param stream: the stream the outbox rows are for: the relay delivers each stream
+        in order, and on PostgreSQL several relays share the streams between them. A
+        function of the message names one per message, say per aggregate
+        (``lambda message: f"book-{message.id}"``): the order then holds within each.
     :param serializer: how a published message becomes the outbox row's payload; by
         default :class:`~messagebus.MessageSerializer`.
     :param publisher: sends the published messages after the commit; only with
@@ -81,7 +84,7 @@ class SyncSqlAlchemyUnitOfWork(
         *,
         tables: MessagebusTables | None = None,
         outbox: bool = True,
-        stream: str = "messagebus",
+        stream: str | Callable[[Message[Any]], str] = "messagebus",
         serializer: AbstractMessageSerializer | None = None,
         publisher: SyncEventstreamPublisher | None = None,
         metrics_store: AbstractMetricsStore | None = None,
