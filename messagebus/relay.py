@@ -111,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=10.0,
         metavar="SECONDS",
-        help="seconds between progress lines (%(default)s)",
+        help="seconds between progress lines; 0: no progress lines (%(default)s)",
     )
     parser.add_argument(
         "--keep-delivered",
@@ -173,12 +173,15 @@ async def _serve(args: argparse.Namespace) -> int:
     # From now on a signal stops the relay, even one that comes during the checks.
     signals = _stop_on_signals(relay)
     try:
-        await _check_database(relay, shown, args.connect_timeout)
-        pending = await relay.pending()
-        logger.info(
-            "outbox relay started on %s, table %s, %s pending", shown, relay.outbox.name, pending
-        )
         try:
+            await _check_database(relay, shown, args.connect_timeout)
+            pending = await relay.pending()
+            logger.info(
+                "outbox relay started on %s, table %s, %s pending",
+                shown,
+                relay.outbox.name,
+                pending,
+            )
             if args.once:
                 status = await _deliver_due(relay)
             else:
@@ -205,7 +208,21 @@ async def _serve(args: argparse.Namespace) -> int:
         )
         return status
     finally:
-        await engine.dispose()
+        try:
+            await _close(transport)
+        finally:
+            await engine.dispose()
+
+
+async def _close(transport: object) -> None:
+    """Close the transport if it can be: a broker client flushes what it holds."""
+    for name in ("aclose", "close"):
+        method = getattr(transport, name, None)
+        if callable(method):
+            result = method()
+            if inspect.isawaitable(result):
+                await result
+            return
 
 
 def _urls(raw: str) -> tuple[URL, URL]:

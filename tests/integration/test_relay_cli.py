@@ -279,3 +279,21 @@ async def test_a_second_signal_stops_without_finishing_the_row(
     assert 1 == status, stderr
     assert "stopped by a second signal" in stderr
     assert [] == relay.sent()
+
+
+async def test_the_command_closes_the_transport_when_it_stops() -> None:
+    from messagebus.relay import _close
+
+    class Closing:
+        closed = False
+
+        async def aclose(self) -> None:
+            self.closed = True
+
+    class Plain:
+        pass
+
+    transport = Closing()
+    await _close(transport)
+    await _close(Plain())  # nothing to close: nothing happens
+    assert transport.closed
