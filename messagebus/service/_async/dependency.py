@@ -4,7 +4,7 @@ import abc
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from messagebus.service.errors import MissingDependencyError
+from messagebus.service.errors import MissingDependencyError, handler_name
 
 __all__ = ["AsyncDependency", "AsyncMessageHook", "MissingDependencyError"]
 
@@ -61,7 +61,7 @@ class AsyncMessageHook:
                 kwargs[name] = dependencies[name]
             except KeyError:
                 raise MissingDependencyError(
-                    f"{_qualname(self.callback)} needs the dependency {name!r}: pass it to "
+                    f"{handler_name(self.callback)} needs the dependency {name!r}: pass it to "
                     f"the bus, AsyncMessageBus({name}=...), or to "
                     f"handle(..., {name}=...)"
                 ) from None
@@ -71,10 +71,4 @@ class AsyncMessageHook:
         return await self.callback(message, transaction, **kwargs)
 
     def __repr__(self) -> str:
-        return f"<AsyncMessageHook {_qualname(self.callback)}>"
-
-
-def _qualname(function: Callable[..., Any]) -> str:
-    module = getattr(function, "__module__", None)
-    name = getattr(function, "__qualname__", repr(function))
-    return f"{module}.{name}" if module else name
+        return f"<AsyncMessageHook {handler_name(self.callback)}>"

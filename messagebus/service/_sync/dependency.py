@@ -5,7 +5,7 @@ import abc
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from messagebus.service.errors import MissingDependencyError
+from messagebus.service.errors import MissingDependencyError, handler_name
 
 __all__ = ["SyncDependency", "SyncMessageHook", "MissingDependencyError"]
 
@@ -60,7 +60,7 @@ class SyncMessageHook:
                 kwargs[name] = dependencies[name]
             except KeyError:
                 raise MissingDependencyError(
-                    f"{_qualname(self.callback)} needs the dependency {name!r}: pass it to "
+                    f"{handler_name(self.callback)} needs the dependency {name!r}: pass it to "
                     f"the bus, SyncMessageBus({name}=...), or to "
                     f"handle(..., {name}=...)"
                 ) from None
@@ -70,10 +70,4 @@ class SyncMessageHook:
         return self.callback(message, transaction, **kwargs)
 
     def __repr__(self) -> str:
-        return f"<SyncMessageHook {_qualname(self.callback)}>"
-
-
-def _qualname(function: Callable[..., Any]) -> str:
-    module = getattr(function, "__module__", None)
-    name = getattr(function, "__qualname__", repr(function))
-    return f"{module}.{name}" if module else name
+        return f"<SyncMessageHook {handler_name(self.callback)}>"

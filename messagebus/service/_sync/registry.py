@@ -31,7 +31,7 @@ from messagebus.service._sync.unit_of_work import (
     take_new_events,
 )
 from messagebus.service._types import SyncStoreMessage, TSyncHandler
-from messagebus.service.errors import ConfigurationError
+from messagebus.service.errors import ConfigurationError, handler_name
 
 __all__ = ["SyncMessageBus", "ConfigurationError", "sync_listen"]
 
@@ -78,7 +78,7 @@ class SyncMessageBus(Generic[TSyncUow]):
         """
         if not (isinstance(msg_type, type) and issubclass(msg_type, Message)):
             raise ConfigurationError(
-                f"{_name(callback)} listens to {msg_type!r}, which is not a command "
+                f"{handler_name(callback)} listens to {msg_type!r}, which is not a command "
                 f"or an event class"
             )
         hook = _make_hook(callback)
@@ -86,8 +86,8 @@ class SyncMessageBus(Generic[TSyncUow]):
             existing = self.commands_registry.get(msg_type)
             if existing is not None:
                 raise ConfigurationError(
-                    f"{msg_type.__name__} has two handlers, {_name(existing.callback)} and "
-                    f"{_name(callback)}: a command has exactly one handler"
+                    f"{msg_type.__name__} has two handlers, {handler_name(existing.callback)} and "
+                    f"{handler_name(callback)}: a command has exactly one handler"
                 )
             self.commands_registry[msg_type] = hook
         else:
@@ -109,9 +109,8 @@ class SyncMessageBus(Generic[TSyncUow]):
                 if not hooks:
                     del self.events_registry[msg_type]
                 return
-        raise ConfigurationError(
-            f"{_name(callback)} is not a handler of {getattr(msg_type, '__name__', msg_type)}"
-        )
+        message_name = getattr(msg_type, "__name__", msg_type)
+        raise ConfigurationError(f"{handler_name(callback)} is not a handler of {message_name}")
 
     def handle(
         self,
@@ -266,23 +265,19 @@ def _message_type(handler: Callable[..., Any]) -> type[Message[Any]]:
     parameters = list(inspect.signature(handler).parameters)
     if not parameters:
         raise ConfigurationError(
-            f"{_name(handler)} takes no parameter: a handler's first parameter is "
+            f"{handler_name(handler)} takes no parameter: a handler's first parameter is "
             f"the message, annotated with its class"
         )
     try:
         hints = typing.get_type_hints(handler)
     except Exception as error:
         raise ConfigurationError(
-            f"Cannot read the annotations of {_name(handler)}: {error}"
+            f"Cannot read the annotations of {handler_name(handler)}: {error}"
         ) from error
     annotation = hints.get(parameters[0])
     if not (isinstance(annotation, type) and issubclass(annotation, Message)):
         raise ConfigurationError(
-            f"The first parameter of {_name(handler)}, {parameters[0]!r}, must be "
+            f"The first parameter of {handler_name(handler)}, {parameters[0]!r}, must be "
             f"annotated with a command or event class, not {annotation!r}"
         )
     return annotation
-
-
-def _name(function: Callable[..., Any]) -> str:
-    return f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', function)}"
