@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,25 @@ async def test_delivers_every_row_in_order_and_marks_it(db: OutboxDatabase) -> N
     assert all(row["delivered_at"] is not None for row in rows)
     assert 12 == relay.delivered
     assert 0 == await relay.pending()
+
+
+@dataclass
+class StreamRecordingTransport(RecordingTransport):
+    streams: list[tuple[str, str | None]] = field(default_factory=list)
+
+    async def send_envelope(self, envelope: Mapping[str, Any], *, stream: str | None) -> None:
+        self.streams.append((envelope["id"], stream))
+        await super().send_envelope(envelope, stream=stream)
+
+
+async def test_the_transport_receives_the_stream_of_each_row(db: OutboxDatabase) -> None:
+    ids = await db.add({"a": 2, "b": 1})
+    stream_of = await db.stream_of()
+    transport = StreamRecordingTransport()
+
+    await relay_for(db, transport).run_once()
+
+    assert sorted((id_, stream_of[id_]) for id_ in ids) == sorted(transport.streams)
 
 
 async def test_sends_the_envelope_the_serializer_made(db: OutboxDatabase) -> None:

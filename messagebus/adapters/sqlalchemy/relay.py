@@ -120,7 +120,8 @@ class AsyncOutboxRelay:
     :param engine: an async engine on the database of the outbox (``sqlite+aiosqlite``,
         ``postgresql+asyncpg``, ``postgresql+psycopg``).
     :param transport: where the messages go; a row is delivered once
-        ``send_message_serialized`` returned without raising.
+        ``send_envelope`` (by default ``send_message_serialized``) returned without
+        raising; it receives the row's stream.
     :param outbox: the outbox table; by default the one
         :func:`~messagebus.adapters.sqlalchemy.messagebus_tables` makes with ``prefix``.
     :param prefix: the table prefix, when ``outbox`` is not given.
@@ -423,10 +424,10 @@ class AsyncOutboxRelay:
         """Send ``row``; return the error if the transport did not take it."""
         try:
             if self.send_timeout is None:
-                await self.transport.send_message_serialized(row.payload)
+                await self.transport.send_envelope(row.payload, stream=row.stream)
             else:
                 async with asyncio.timeout(self.send_timeout):
-                    await self.transport.send_message_serialized(row.payload)
+                    await self.transport.send_envelope(row.payload, stream=row.stream)
         except Exception as exc:  # any failure of the transport is the row's to record
             return exc
         return None

@@ -16,7 +16,7 @@ from typing import Any, Generic
 
 import venusian
 
-from messagebus.domain.model import GenericCommand, Message
+from messagebus.domain.model import GenericCommand, GenericEvent, Message
 from messagebus.ports.observability import AbstractMetricsStore, SinkholeMetricsStore
 from messagebus.service._async.dependency import AsyncDependency, AsyncMessageHook
 from messagebus.service._async.repository import (
@@ -113,11 +113,14 @@ class AsyncMessageBus(Generic[TAsyncUow]):
 
     async def handle(
         self,
-        command: GenericCommand[Any],
+        command: GenericCommand[Any] | GenericEvent[Any],
         transaction: AsyncUnitOfWorkTransaction[TAsyncUow],
         **transient_dependencies: Any,
     ) -> Any:
         """Handle ``command`` and the events it causes; return the command handler's result.
+
+        Given an event instead (one received from another service, say), every handler
+        of the event runs, none being fine, and the result is ``None``.
 
         The command's handler runs first; then, after each handler, the events raised
         by the models in the repositories' ``seen`` are handled in order, cascading.
@@ -128,7 +131,12 @@ class AsyncMessageBus(Generic[TAsyncUow]):
         :raises MissingDependencyError: a handler needs a dependency nobody gave.
         """
         hook = self.commands_registry.get(type(command))
-        if hook is None:
+        hooks: Sequence[AsyncMessageHook]
+        if hook is not None:
+            hooks = (hook,)
+        elif isinstance(command, GenericEvent):  # an event received from elsewhere, as in 0.16
+            hooks = self.events_registry.get(type(command), ())
+        else:
             raise ConfigurationError(
                 f"{type(command).__name__} has no handler: decorate a function with "
                 f"@async_listen and pass its module to bus.scan()"
@@ -139,14 +147,14 @@ class AsyncMessageBus(Generic[TAsyncUow]):
             dependencies = _NO_DEPENDENCIES
         metrics = transaction.uow.metrics_store
         if type(metrics) is SinkholeMetricsStore:  # it records nothing: skip the calls
-            return await self._dispatch(hook, command, transaction, dependencies, None)
+            return await self._dispatch(hooks, command, transaction, dependencies, None)
         with metrics.command_processing_timer(command):
-            return await self._dispatch(hook, command, transaction, dependencies, metrics)
+            return await self._dispatch(hooks, command, transaction, dependencies, metrics)
 
     async def _dispatch(  # noqa: PLR0912 - the hot path, kept in one frame on purpose
         self,
-        hook: AsyncMessageHook,
-        command: GenericCommand[Any],
+        hooks: Sequence[AsyncMessageHook],
+        command: Message[Any],
         transaction: AsyncUnitOfWorkTransaction[Any],
         dependencies: dict[str, Any],
         metrics: AbstractMetricsStore | None,
@@ -162,7 +170,6 @@ class AsyncMessageBus(Generic[TAsyncUow]):
         add, buffer = _storage(uow.messagestore)
         result = None
         queue: list[Message[Any]] = [command]
-        hooks: Sequence[AsyncMessageHook] = (hook,)
         index = 0
         # A list read with an index is the FIFO: the events raised while handling are
         # appended, and handled in the order they were raised.

@@ -16,11 +16,28 @@ __all__ = [
 
 
 class SyncAbstractEventstreamTransport(abc.ABC):
-    """Sends serialized messages to an event stream (a broker, a log, a test list)."""
+    """Sends serialized messages to an event stream (a broker, a log, a test list).
+
+    Implement :meth:`send_message_serialized`; override :meth:`send_envelope` as well
+    when the destination depends on the outbox stream a message belongs to (a
+    partitioned broker keys on it).
+    """
 
     @abc.abstractmethod
     def send_message_serialized(self, message: Mapping[str, Any]) -> None:
         """Send one serialized message; raise if the stream did not take it."""
+
+    def send_envelope(self, envelope: Mapping[str, Any], *, stream: str | None) -> None:
+        """Send one serialized message of ``stream``; raise if the stream did not take it.
+
+        The outbox relay calls it with the stream of the outbox row; the publisher,
+        which sends after the commit without an outbox, with ``stream=None``. By
+        default it calls :meth:`send_message_serialized` with ``envelope``, so a
+        transport written for 0.16 works unchanged.
+
+        .. versionadded:: 0.17
+        """
+        self.send_message_serialized(envelope)
 
 
 class SyncSinkholeEventstreamTransport(SyncAbstractEventstreamTransport):
@@ -50,4 +67,5 @@ class SyncEventstreamPublisher:
         """Send ``message`` if its metadata says ``published=True``; skip it otherwise."""
         if not message.metadata.published:
             return
-        self.transport.send_message_serialized(self.serializer.serialize_message(message))
+        envelope = self.serializer.serialize_message(message)
+        self.transport.send_envelope(envelope, stream=None)

@@ -17,7 +17,7 @@ from typing import Any, Generic
 
 import venusian
 
-from messagebus.domain.model import GenericCommand, Message
+from messagebus.domain.model import GenericCommand, GenericEvent, Message
 from messagebus.ports.observability import AbstractMetricsStore, SinkholeMetricsStore
 from messagebus.service._sync.dependency import SyncDependency, SyncMessageHook
 from messagebus.service._sync.repository import (
@@ -114,11 +114,14 @@ class SyncMessageBus(Generic[TSyncUow]):
 
     def handle(
         self,
-        command: GenericCommand[Any],
+        command: GenericCommand[Any] | GenericEvent[Any],
         transaction: SyncUnitOfWorkTransaction[TSyncUow],
         **transient_dependencies: Any,
     ) -> Any:
         """Handle ``command`` and the events it causes; return the command handler's result.
+
+        Given an event instead (one received from another service, say), every handler
+        of the event runs, none being fine, and the result is ``None``.
 
         The command's handler runs first; then, after each handler, the events raised
         by the models in the repositories' ``seen`` are handled in order, cascading.
@@ -129,7 +132,12 @@ class SyncMessageBus(Generic[TSyncUow]):
         :raises MissingDependencyError: a handler needs a dependency nobody gave.
         """
         hook = self.commands_registry.get(type(command))
-        if hook is None:
+        hooks: Sequence[SyncMessageHook]
+        if hook is not None:
+            hooks = (hook,)
+        elif isinstance(command, GenericEvent):  # an event received from elsewhere, as in 0.16
+            hooks = self.events_registry.get(type(command), ())
+        else:
             raise ConfigurationError(
                 f"{type(command).__name__} has no handler: decorate a function with "
                 f"@sync_listen and pass its module to bus.scan()"
@@ -140,14 +148,14 @@ class SyncMessageBus(Generic[TSyncUow]):
             dependencies = _NO_DEPENDENCIES
         metrics = transaction.uow.metrics_store
         if type(metrics) is SinkholeMetricsStore:  # it records nothing: skip the calls
-            return self._dispatch(hook, command, transaction, dependencies, None)
+            return self._dispatch(hooks, command, transaction, dependencies, None)
         with metrics.command_processing_timer(command):
-            return self._dispatch(hook, command, transaction, dependencies, metrics)
+            return self._dispatch(hooks, command, transaction, dependencies, metrics)
 
     def _dispatch(  # noqa: PLR0912 - the hot path, kept in one frame on purpose
         self,
-        hook: SyncMessageHook,
-        command: GenericCommand[Any],
+        hooks: Sequence[SyncMessageHook],
+        command: Message[Any],
         transaction: SyncUnitOfWorkTransaction[Any],
         dependencies: dict[str, Any],
         metrics: AbstractMetricsStore | None,
@@ -163,7 +171,6 @@ class SyncMessageBus(Generic[TSyncUow]):
         add, buffer = _storage(uow.messagestore)
         result = None
         queue: list[Message[Any]] = [command]
-        hooks: Sequence[SyncMessageHook] = (hook,)
         index = 0
         # A list read with an index is the FIFO: the events raised while handling are
         # appended, and handled in the order they were raised.

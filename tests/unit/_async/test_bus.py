@@ -264,3 +264,32 @@ async def test_the_bus_feeds_the_metrics_store(
         "message:book_registered",
         "closed:committed",
     ] == uow.metrics_store.events
+
+
+async def test_handling_an_event_runs_every_handler_of_it() -> None:
+    bus: AsyncMessageBus[AsyncInMemoryUnitOfWork] = AsyncMessageBus()
+    received: list[str] = []
+
+    async def first(event: BookRegistered, transaction: Any) -> None:
+        received.append(f"first {event.id}")
+
+    async def second(event: BookRegistered, transaction: Any) -> None:
+        received.append(f"second {event.id}")
+
+    bus.add_listener(BookRegistered, first)
+    bus.add_listener(BookRegistered, second)
+    uow = AsyncInMemoryUnitOfWork()
+    async with uow as transaction:
+        assert None is await bus.handle(BookRegistered(id="1", title="Dune"), transaction)
+        await transaction.commit()
+    assert ["first 1", "second 1"] == received
+    assert ["book_registered"] == [m.metadata.name for m in uow.messagestore.messages]
+
+
+async def test_an_event_without_handlers_is_stored_and_nothing_else() -> None:
+    bus: AsyncMessageBus[AsyncInMemoryUnitOfWork] = AsyncMessageBus()
+    uow = AsyncInMemoryUnitOfWork()
+    async with uow as transaction:
+        await bus.handle(BookRegistered(id="1", title="Dune"), transaction)
+        await transaction.commit()
+    assert ["book_registered"] == [m.metadata.name for m in uow.messagestore.messages]

@@ -1,9 +1,12 @@
+from typing import Any
+
 import pytest
 
 from messagebus import TransactionError, TransactionStatus
 from tests.unit._async.fakes import (
     AsyncInMemoryUnitOfWork,
     AsyncRecordingDependency,
+    AsyncRecordingTransport,
     RecordingMetricsStore,
 )
 from tests.unit.model import Book, BookRegistered, RegisterBook
@@ -304,3 +307,24 @@ async def test_a_failing_rollback_still_closes_and_releases() -> None:
             raise ValueError("boom")
     assert ["rollback", "release"] == uow.calls
     assert TransactionStatus.closed == uow._transaction.status
+
+
+class AsyncStreamRecordingTransport(AsyncRecordingTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.streams: list[str | None] = []
+
+    async def send_envelope(self, envelope: Any, *, stream: str | None) -> None:
+        self.streams.append(stream)
+        await super().send_envelope(envelope, stream=stream)
+
+
+async def test_the_publisher_sends_envelopes_without_a_stream() -> None:
+    transport = AsyncStreamRecordingTransport()
+    uow = AsyncInMemoryUnitOfWork(transport)
+    async with uow as transaction:
+        await store_published_event(uow)
+        await transaction.commit()
+    assert [None] == transport.streams
+    # the default send_envelope hands the envelope to send_message_serialized
+    assert ["book_registered_v1"] == [sent["type"] for sent in transport.sent]

@@ -263,3 +263,32 @@ def test_the_bus_feeds_the_metrics_store(
         "message:book_registered",
         "closed:committed",
     ] == uow.metrics_store.events
+
+
+def test_handling_an_event_runs_every_handler_of_it() -> None:
+    bus: SyncMessageBus[SyncInMemoryUnitOfWork] = SyncMessageBus()
+    received: list[str] = []
+
+    def first(event: BookRegistered, transaction: Any) -> None:
+        received.append(f"first {event.id}")
+
+    def second(event: BookRegistered, transaction: Any) -> None:
+        received.append(f"second {event.id}")
+
+    bus.add_listener(BookRegistered, first)
+    bus.add_listener(BookRegistered, second)
+    uow = SyncInMemoryUnitOfWork()
+    with uow as transaction:
+        assert None is bus.handle(BookRegistered(id="1", title="Dune"), transaction)
+        transaction.commit()
+    assert ["first 1", "second 1"] == received
+    assert ["book_registered"] == [m.metadata.name for m in uow.messagestore.messages]
+
+
+def test_an_event_without_handlers_is_stored_and_nothing_else() -> None:
+    bus: SyncMessageBus[SyncInMemoryUnitOfWork] = SyncMessageBus()
+    uow = SyncInMemoryUnitOfWork()
+    with uow as transaction:
+        bus.handle(BookRegistered(id="1", title="Dune"), transaction)
+        transaction.commit()
+    assert ["book_registered"] == [m.metadata.name for m in uow.messagestore.messages]

@@ -1,4 +1,6 @@
 # Generated from the _async package by scripts/generate_sync.py: do not edit.
+from typing import Any
+
 import pytest
 
 from messagebus import TransactionError, TransactionStatus
@@ -6,6 +8,7 @@ from tests.unit._sync.fakes import (
     RecordingMetricsStore,
     SyncInMemoryUnitOfWork,
     SyncRecordingDependency,
+    SyncRecordingTransport,
 )
 from tests.unit.model import Book, BookRegistered, RegisterBook
 
@@ -305,3 +308,24 @@ def test_a_failing_rollback_still_closes_and_releases() -> None:
             raise ValueError("boom")
     assert ["rollback", "release"] == uow.calls
     assert TransactionStatus.closed == uow._transaction.status
+
+
+class SyncStreamRecordingTransport(SyncRecordingTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.streams: list[str | None] = []
+
+    def send_envelope(self, envelope: Any, *, stream: str | None) -> None:
+        self.streams.append(stream)
+        super().send_envelope(envelope, stream=stream)
+
+
+def test_the_publisher_sends_envelopes_without_a_stream() -> None:
+    transport = SyncStreamRecordingTransport()
+    uow = SyncInMemoryUnitOfWork(transport)
+    with uow as transaction:
+        store_published_event(uow)
+        transaction.commit()
+    assert [None] == transport.streams
+    # the default send_envelope hands the envelope to send_message_serialized
+    assert ["book_registered_v1"] == [sent["type"] for sent in transport.sent]
