@@ -46,12 +46,12 @@ from messagebus import (
     SinkholeMetricsStore,
 )
 from messagebus.adapters.sqlalchemy import (
+    AsyncOutboxRelay,
     AsyncSqlAlchemyRepository,
     AsyncSqlAlchemyUnitOfWork,
     MessagebusTables,
     messagebus_tables,
 )
-from messagebus.adapters.sqlalchemy.relay import AsyncOutboxRelay
 
 PG_URL = os.environ.get("MESSAGEBUS_BENCH_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 

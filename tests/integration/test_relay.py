@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import MetaData, update
 
-from messagebus.adapters.sqlalchemy import messagebus_tables
-from messagebus.adapters.sqlalchemy.relay import AsyncOutboxRelay, Backoff
+from messagebus.adapters.sqlalchemy import AsyncOutboxRelay, Backoff, messagebus_tables
 from tests.integration.relay_support import (
     OutboxDatabase,
     RecordingTransport,

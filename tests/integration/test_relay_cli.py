@@ -282,7 +282,7 @@ async def test_a_second_signal_stops_without_finishing_the_row(
 
 
 async def test_the_command_closes_the_transport_when_it_stops() -> None:
-    from messagebus.relay import _close
+    from messagebus.adapters.sqlalchemy.outbox.cli import _close
 
     class Closing:
         closed = False

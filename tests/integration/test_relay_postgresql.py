@@ -25,12 +25,13 @@ from messagebus import (
     SinkholeMetricsStore,
 )
 from messagebus.adapters.sqlalchemy import (
+    AsyncOutboxRelay,
     AsyncSqlAlchemyRepository,
     AsyncSqlAlchemyUnitOfWork,
+    Backoff,
     MessagebusTables,
     messagebus_tables,
 )
-from messagebus.adapters.sqlalchemy.relay import AsyncOutboxRelay, Backoff
 from tests.integration.relay_support import (
     PG_ASYNC_URL,
     OutboxDatabase,

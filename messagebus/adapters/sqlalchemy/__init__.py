@@ -19,7 +19,7 @@ from ._async.unit_of_work import AsyncSqlAlchemyUnitOfWork
 from ._sync.repository import SyncSqlAlchemyMessageStoreRepository, SyncSqlAlchemyRepository
 from ._sync.unit_of_work import SyncSqlAlchemyUnitOfWork
 from .errors import DatabaseUnavailableError
-from .relay import AsyncOutboxRelay, Backoff
+from .outbox import AsyncOutboxRelay, Backoff
 from .tables import MessagebusTables, UtcDateTime, messagebus_tables
 
 __all__ = [

@@ -155,11 +155,13 @@ def messagebus_tables(metadata: MetaData, *, prefix: str = "messagebus_") -> Mes
         Column("attempts", Integer, nullable=False, default=0, server_default="0"),
         Column("last_error", Text, nullable=True),
         Column("delivered_at", UtcDateTime(), nullable=True),
+        # Set when the relay gave up on the row (see max_attempts); last_error says why.
+        Column("dead_at", UtcDateTime(), nullable=True),
     )
     Index(f"{prefix}outbox_pending", outbox.c.delivered_at, outbox.c.stream, outbox.c.id)
     # The relay looks for the oldest pending rows: an index of only those keeps the
     # lookup fast however many delivered rows the table holds.
-    pending = outbox.c.delivered_at.is_(None)
+    pending = outbox.c.delivered_at.is_(None) & outbox.c.dead_at.is_(None)
     Index(
         f"{prefix}outbox_pending_id",
         outbox.c.id,

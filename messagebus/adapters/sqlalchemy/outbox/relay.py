@@ -3,7 +3,7 @@
 The unit of work writes each published message to ``{prefix}outbox`` in the transaction
 of the models; :class:`AsyncOutboxRelay` reads the pending rows and sends them, at least
 once, in ``id`` order per stream. Run it in your service as an asyncio task, or as a
-process with ``messagebus-relay`` (see :mod:`messagebus.relay`).
+process with ``messagebus-relay`` (see :mod:`messagebus.adapters.sqlalchemy.outbox.cli`).
 
 How it works, per batch:
 
@@ -41,7 +41,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import random
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
@@ -54,9 +53,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Subquery
 
+from messagebus.adapters.sqlalchemy.outbox.backoff import Backoff
+from messagebus.adapters.sqlalchemy.outbox.reasons import describe, error_reason
+from messagebus.adapters.sqlalchemy.tables import messagebus_tables
 from messagebus.service._async.eventstream import AsyncAbstractEventstreamTransport
-
-from .tables import messagebus_tables
 
 __all__ = ["AsyncOutboxRelay", "Backoff"]
 
@@ -69,40 +69,6 @@ _WINDOW = 10
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff with jitter: how long to wait before the next attempt.
-
-    The ``n``-th consecutive failure waits ``min(cap, base * factor ** (n - 1))`` seconds,
-    minus up to ``jitter`` of it at random, so that relays and rows that failed together
-    do not retry together.
-
-    :param base: the wait after the first failure, in seconds.
-    :param factor: how much each further failure multiplies the wait by.
-    :param cap: the longest wait, in seconds.
-    :param jitter: the fraction of the wait drawn at random, from 0 (none) to 1.
-    """
-
-    base: float = 1.0
-    factor: float = 2.0
-    cap: float = 300.0
-    jitter: float = 0.5
-
-    def __post_init__(self) -> None:
-        if self.base <= 0 or self.cap < self.base or self.factor < 1:
-            raise ValueError(
-                f"Invalid {self!r}: base must be positive, cap at least base, factor at least 1"
-            )
-        if not 0 <= self.jitter <= 1:
-            raise ValueError(f"Invalid {self!r}: jitter is a fraction between 0 and 1")
-
-    def delay(self, failures: int) -> float:
-        """Return the wait, in seconds, after ``failures`` consecutive failures (1 or more)."""
-        exponent = min(max(failures, 1) - 1, 64)  # 2.0 ** 64 seconds is already past any cap
-        ceiling = min(self.cap, self.base * self.factor**exponent)
-        return ceiling * (1 - self.jitter * random.random())
 
 
 @dataclass
@@ -436,7 +402,7 @@ class AsyncOutboxRelay:
         self.failed += 1
         attempts = row.attempts + 1
         delay = self.backoff.delay(attempts)
-        description = _describe(error)
+        description = describe(error)
         outbox = self.outbox
         await conn.execute(
             update(outbox)
@@ -479,23 +445,3 @@ def _lock_key(table: str, stream: str) -> int:
     """Return the advisory lock key of ``stream``: 64 signed bits of a hash."""
     digest = hashlib.blake2b(f"{table}\x00{stream}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
-
-
-def _describe(error: BaseException) -> str:
-    message = str(error).strip().splitlines()
-    if isinstance(error, TimeoutError) and not message:
-        return "TimeoutError: the transport did not answer in time"
-    return f"{type(error).__name__}: {message[0]}" if message else type(error).__name__
-
-
-def error_reason(error: BaseException) -> str:
-    """Return one line that says why ``error`` happened, without its traceback.
-
-    For a SQLAlchemy error it is the driver's own error, without the SQL statement.
-    """
-    original = getattr(error, "orig", None)
-    if isinstance(original, BaseException):
-        # Async drivers are wrapped in a DB-API adapter whose cause names the problem.
-        cause = original.__cause__
-        error = cause if isinstance(cause, Exception) else original
-    return _describe(error)
