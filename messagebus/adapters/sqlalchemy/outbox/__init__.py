@@ -1,9 +1,11 @@
 """The delivery side of the transactional outbox: the relay, its backoff, its command line.
 
-- :mod:`.relay`: :class:`AsyncOutboxRelay`, which sends the outbox rows through a transport;
-- :mod:`.backoff`: :class:`Backoff`, the waits between the attempts of a failing row;
-- :mod:`.reasons`: how an exception becomes the one-line reason a row keeps;
-- :mod:`.cli`: the ``messagebus-relay`` command (also ``python -m messagebus.relay``).
+- ``relay``: :class:`~messagebus.adapters.sqlalchemy.AsyncOutboxRelay`, which sends the
+  outbox rows through a transport;
+- ``backoff``: :class:`~messagebus.adapters.sqlalchemy.Backoff`, the waits between the
+  attempts of a failing row;
+- ``reasons``: how an exception becomes the one-line reason a row keeps;
+- ``cli``: the ``messagebus-relay`` command (also ``python -m messagebus.relay``).
 """
 
 from messagebus.adapters.sqlalchemy.outbox.backoff import Backoff

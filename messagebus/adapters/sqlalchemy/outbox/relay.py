@@ -16,7 +16,8 @@ How it works, per batch:
    (a commit per row would cost a disk flush per row) and always before the relay leaves
    the stream. No transaction is open while the transport works.
 4. A row whose send raised gets ``attempts`` + 1, ``last_error`` and an ``available_at``
-   postponed by an exponential backoff with jitter (:class:`Backoff`); the rest of its
+   postponed by an exponential backoff with jitter
+   (:class:`~messagebus.adapters.sqlalchemy.Backoff`); the rest of its
    stream waits behind it, other streams go on.
 
 No row is skipped: a row is pending until a send of it succeeded and was marked. A relay
