@@ -16,26 +16,18 @@ from typing import Any, Generic
 
 import venusian
 
-from messagebus.domain.model import GenericCommand, GenericEvent, Message
-from messagebus.ports.observability import AbstractMetricsStore, SinkholeMetricsStore
+from messagebus.domain.model import Command, Event, GenericCommand, GenericEvent, Message
 from messagebus.service._async.dependency import AsyncDependency, AsyncMessageHook
-from messagebus.service._async.repository import (
-    AsyncAbstractMessageStoreRepository,
-    AsyncSinkholeMessageStoreRepository,
-)
-from messagebus.service._async.unit_of_work import (
-    AsyncAbstractUnitOfWork,
-    AsyncUnitOfWorkTransaction,
-    TAsyncUow,
-    take_new_events,
-)
-from messagebus.service._types import AsyncStoreMessage, TAsyncHandler
+from messagebus.service._async.unit_of_work import AsyncUnitOfWorkTransaction, TAsyncUow
+from messagebus.service._types import TAsyncHandler
 from messagebus.service.errors import ConfigurationError, handler_name
 
 __all__ = ["AsyncMessageBus", "ConfigurationError", "async_listen"]
 
 _CATEGORY = "async_messagebus"
 _NO_DEPENDENCIES: dict[str, Any] = {}
+# Never the class of a message: listening to one of them would never be called.
+_BASE_MESSAGES = frozenset({Message, GenericCommand, GenericEvent, Command, Event})
 
 
 def async_listen(wrapped: TAsyncHandler) -> TAsyncHandler:
@@ -79,6 +71,12 @@ class AsyncMessageBus(Generic[TAsyncUow]):
             raise ConfigurationError(
                 f"{handler_name(callback)} listens to {msg_type!r}, which is not a command "
                 f"or an event class"
+            )
+        if msg_type in _BASE_MESSAGES:
+            raise ConfigurationError(
+                f"{handler_name(callback)} listens to {msg_type.__name__}, a base class: the "
+                f"bus dispatches a message to the handlers of its own class only, so listen "
+                f"to a concrete command or event class"
             )
         hook = _make_hook(callback)
         if issubclass(msg_type, GenericCommand):
@@ -145,29 +143,20 @@ class AsyncMessageBus(Generic[TAsyncUow]):
             dependencies = self._resolve(transaction, transient_dependencies)
         else:
             dependencies = _NO_DEPENDENCIES
-        metrics = transaction.uow.metrics_store
-        if type(metrics) is SinkholeMetricsStore:  # it records nothing: skip the calls
-            return await self._dispatch(hooks, command, transaction, dependencies, None)
-        with metrics.command_processing_timer(command):
-            return await self._dispatch(hooks, command, transaction, dependencies, metrics)
+        with transaction.uow.metrics_store.command_processing_timer(command):
+            return await self._dispatch(hooks, command, transaction, dependencies)
 
-    async def _dispatch(  # noqa: PLR0912 - the hot path, kept in one frame on purpose
+    async def _dispatch(
         self,
         hooks: Sequence[AsyncMessageHook],
         command: Message[Any],
         transaction: AsyncUnitOfWorkTransaction[Any],
         dependencies: dict[str, Any],
-        metrics: AbstractMetricsStore | None,
     ) -> Any:
         uow = transaction.uow
-        # The repositories whose `seen` holds the models that raised new events, or
-        # None for a unit of work that overrides collect_new_events().
-        repositories = (
-            uow._repositories()
-            if type(uow).collect_new_events is AsyncAbstractUnitOfWork.collect_new_events
-            else None
-        )
-        add, buffer = _storage(uow.messagestore)
+        store = uow.messagestore.add
+        count = uow.metrics_store.inc_messages_processed_total
+        new_events = transaction.new_events
         result = None
         queue: list[Message[Any]] = [command]
         index = 0
@@ -178,8 +167,7 @@ class AsyncMessageBus(Generic[TAsyncUow]):
             if index:
                 hooks = self.events_registry.get(type(message)) or self._command_hooks(message)
             index += 1
-            if metrics is not None:
-                metrics.inc_messages_processed_total(message.metadata)
+            count(message.metadata)
             for message_hook in hooks:
                 if message_hook.plain:
                     returned = await message_hook.callback(message, transaction)
@@ -187,17 +175,10 @@ class AsyncMessageBus(Generic[TAsyncUow]):
                     returned = await message_hook(message, transaction, dependencies)
                 if message is command:
                     result = returned
-                if repositories is None:
-                    queue.extend(uow.collect_new_events())
-                else:
-                    for repository in repositories:
-                        if repository.seen:  # checked here: most handlers raise nothing
-                            queue.extend(take_new_events(repositories))
-                            break
-            if add is not None:
-                await add(message)
-            elif buffer is not None and message.metadata.published:
-                buffer.append(message)
+                events = new_events()
+                if events:
+                    queue.extend(events)
+            await store(message)
         return result
 
     def _command_hooks(self, message: Message[Any]) -> list[AsyncMessageHook]:
@@ -238,21 +219,6 @@ class AsyncMessageBus(Generic[TAsyncUow]):
             else:
                 module = importlib.import_module(mod, package)
             scanner.scan(module, categories=(_CATEGORY,))
-
-
-def _storage(
-    messagestore: AsyncAbstractMessageStoreRepository,
-) -> tuple[AsyncStoreMessage | None, list[Message[Any]] | None]:
-    """Return how the bus stores a message: ``(add, None)`` or ``(None, buffer)``.
-
-    The default message store keeps nothing but the published messages, and only when
-    it has a publisher: the bus appends them to its buffer itself, without a call.
-    """
-    if type(messagestore) is not AsyncSinkholeMessageStoreRepository:
-        return messagestore.add, None
-    if messagestore.publisher is None:
-        return None, None
-    return None, messagestore.stream_buffer  # type: ignore[return-value]
 
 
 def _make_hook(callback: Callable[..., Any]) -> AsyncMessageHook:

@@ -1,6 +1,7 @@
 """In-memory adapters for the unit tests: a repository, a message store, a unit of work."""
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from messagebus import (
@@ -11,6 +12,7 @@ from messagebus import (
     AsyncAbstractUnitOfWork,
     AsyncDependency,
     AsyncEventstreamPublisher,
+    AsyncSinkholeMessageStoreRepository,
     Message,
     SinkholeMetricsStore,
 )
@@ -49,15 +51,52 @@ class AsyncInMemoryMessageStore(AsyncAbstractMessageStoreRepository):
         self.messages.append(message)
 
 
+@dataclass(frozen=True)
+class Configuration:
+    """One way a user sets up a unit of work: the hot path must be right in each."""
+
+    name: str
+    records_messages: bool = True
+    """A message store that keeps the messages, or the default sinkhole store."""
+    publishes: bool = True
+    """A publisher to a recording transport."""
+    records_metrics: bool = False
+    overrides_release: bool = False
+    overrides_collect: bool = False
+
+    def __str__(self) -> str:
+        return self.name
+
+
+CONFIGURATIONS = [
+    Configuration("recording"),
+    Configuration("sinkhole", records_messages=False, publishes=False),
+    Configuration("sinkhole-publisher", records_messages=False),
+    Configuration("metrics", records_metrics=True),
+    Configuration("release", overrides_release=True),
+    Configuration("collect", overrides_collect=True),
+]
+"""Every configuration of a unit of work the tests run the bus and the transactions in."""
+
+
 class AsyncInMemoryUnitOfWork(
-    AsyncAbstractUnitOfWork[
-        AsyncInMemoryBookRepository, AsyncInMemoryMessageStore, SinkholeMetricsStore
-    ]
+    AsyncAbstractUnitOfWork[AsyncInMemoryBookRepository, Any, AbstractMetricsStore]
 ):
-    def __init__(self, transport: AsyncRecordingTransport | None = None) -> None:
+    def __init__(
+        self,
+        transport: AsyncRecordingTransport | None = None,
+        configuration: Configuration = CONFIGURATIONS[0],
+    ) -> None:
+        self.configuration = configuration
         self.books = AsyncInMemoryBookRepository()
         self.transport = transport or AsyncRecordingTransport()
-        self.messagestore = AsyncInMemoryMessageStore(AsyncEventstreamPublisher(self.transport))
+        publisher = AsyncEventstreamPublisher(self.transport) if configuration.publishes else None
+        if configuration.records_messages:
+            self.messagestore = AsyncInMemoryMessageStore(publisher)
+        else:
+            self.messagestore = AsyncSinkholeMessageStoreRepository(publisher)
+        if configuration.records_metrics:
+            self.metrics_store = RecordingMetricsStore()
         self.calls: list[str] = []
 
     async def commit(self) -> None:
@@ -65,6 +104,56 @@ class AsyncInMemoryUnitOfWork(
 
     async def rollback(self) -> None:
         self.calls.append("rollback")
+
+    def stored(self) -> list[Message[Any]]:
+        """The messages the message store kept: none for the sinkhole store."""
+        store = self.messagestore
+        return list(store.messages) if isinstance(store, AsyncInMemoryMessageStore) else []
+
+    def expect_stored(self, messages: list[Message[Any]]) -> list[Message[Any]]:
+        """What ``stored()`` holds when the bus stored ``messages``, in this configuration."""
+        return messages if self.configuration.records_messages else []
+
+    def published(self) -> list[str]:
+        """The types of the envelopes the transport received."""
+        return [envelope["type"] for envelope in self.transport.sent]
+
+    def expect_published(self, types: list[str]) -> list[str]:
+        """What ``published()`` holds when ``types`` were published, in this configuration."""
+        return types if self.configuration.publishes else []
+
+
+class AsyncReleasingUnitOfWork(AsyncInMemoryUnitOfWork):
+    """Overrides ``release``, as the SQL unit of work does."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.released = 0
+
+    async def release(self) -> None:
+        self.released += 1
+
+
+class AsyncCollectingUnitOfWork(AsyncInMemoryUnitOfWork):
+    """Overrides ``collect_new_events``, as 0.16 users may have done."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.collected = 0
+
+    def collect_new_events(self) -> Iterator[Message[Any]]:
+        for event in super().collect_new_events():
+            self.collected += 1
+            yield event
+
+
+def make_unit_of_work(configuration: Configuration) -> AsyncInMemoryUnitOfWork:
+    """Return a unit of work set up as ``configuration`` says."""
+    if configuration.overrides_release:
+        return AsyncReleasingUnitOfWork(configuration=configuration)
+    if configuration.overrides_collect:
+        return AsyncCollectingUnitOfWork(configuration=configuration)
+    return AsyncInMemoryUnitOfWork(configuration=configuration)
 
 
 class AsyncRecordingDependency(AsyncDependency):

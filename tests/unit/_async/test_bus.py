@@ -35,12 +35,6 @@ def bus() -> AsyncMessageBus[AsyncInMemoryUnitOfWork]:
     return bus
 
 
-@pytest.fixture
-def uow() -> AsyncInMemoryUnitOfWork:
-    books.calls.clear()
-    return AsyncInMemoryUnitOfWork()
-
-
 async def test_handle_returns_the_command_handler_result(
     bus: AsyncMessageBus[AsyncInMemoryUnitOfWork], uow: AsyncInMemoryUnitOfWork
 ) -> None:
@@ -58,11 +52,13 @@ async def test_events_raised_by_models_are_handled_and_stored(
         await bus.handle(RegisterBook(id="1", title="Dune"), transaction)
         await transaction.commit()
     assert ["notify 1 (no clock)"] == books.calls
-    assert [
-        RegisterBook(id="1", title="Dune"),
-        BookRegistered(id="1", title="Dune"),
-    ] == uow.messagestore.messages
-    assert ["book_registered_v1"] == [sent["type"] for sent in uow.transport.sent]
+    assert (
+        uow.expect_stored(
+            [RegisterBook(id="1", title="Dune"), BookRegistered(id="1", title="Dune")]
+        )
+        == uow.stored()
+    )
+    assert uow.expect_published(["book_registered_v1"]) == uow.published()
 
 
 async def test_messages_without_a_handler_are_stored(uow: AsyncInMemoryUnitOfWork) -> None:
@@ -71,7 +67,12 @@ async def test_messages_without_a_handler_are_stored(uow: AsyncInMemoryUnitOfWor
     async with uow as transaction:
         await bus.handle(RegisterBook(id="1", title="Dune"), transaction)
         await transaction.commit()
-    assert [RegisterBook, BookRegistered] == [type(m) for m in uow.messagestore.messages]
+    assert (
+        uow.expect_stored(
+            [RegisterBook(id="1", title="Dune"), BookRegistered(id="1", title="Dune")]
+        )
+        == uow.stored()
+    )
 
 
 async def test_a_command_without_handler_is_an_error(
@@ -81,7 +82,7 @@ async def test_a_command_without_handler_is_an_error(
         with pytest.raises(ConfigurationError, match="RegisterBookV2 has no handler"):
             await bus.handle(RegisterBookV2(id="1", title="Dune", author="F. H."), transaction)
         await transaction.rollback()
-    assert [] == uow.messagestore.messages
+    assert [] == uow.stored()
 
 
 async def test_event_handlers_run_in_order_and_cascade(uow: AsyncInMemoryUnitOfWork) -> None:
@@ -107,10 +108,17 @@ async def test_event_handlers_run_in_order_and_cascade(uow: AsyncInMemoryUnitOfW
         await bus.handle(RegisterBook(id="1", title="Dune"), transaction)
         await transaction.commit()
     assert ["first", "second", "shelf 1"] == order
-    assert [RegisterBook, BookRegistered, ShelfUpdated] == [
-        type(m) for m in uow.messagestore.messages
-    ]
-    assert ["book_registered_v1", "shelf_updated_v1"] == [s["type"] for s in uow.transport.sent]
+    assert (
+        uow.expect_stored(
+            [
+                RegisterBook(id="1", title="Dune"),
+                BookRegistered(id="1", title="Dune"),
+                ShelfUpdated(book_id="1"),
+            ]
+        )
+        == uow.stored()
+    )
+    assert uow.expect_published(["book_registered_v1", "shelf_updated_v1"]) == uow.published()
 
 
 async def test_rollback_publishes_none_of_the_handled_events(
@@ -119,7 +127,7 @@ async def test_rollback_publishes_none_of_the_handled_events(
     async with uow as transaction:
         await bus.handle(RegisterBook(id="1", title="Dune"), transaction)
         await transaction.rollback()
-    assert [] == uow.transport.sent
+    assert [] == uow.published()
 
 
 async def test_a_second_command_handler_is_an_error_naming_both(
@@ -169,7 +177,7 @@ async def test_scan_covers_the_package_tree_only(
         stars = await bus.handle(ReviewBook(book_id="1", stars=4), transaction)
         await transaction.commit()
     assert 4 == stars
-    assert BookReviewed(book_id="1", stars=4) == uow.messagestore.messages[-1]
+    assert uow.expect_stored([BookReviewed(book_id="1", stars=4)]) == uow.stored()[-1:]
 
 
 async def test_scan_resolves_a_relative_name_against_the_caller(
@@ -266,7 +274,7 @@ async def test_the_bus_feeds_the_metrics_store(
     ] == uow.metrics_store.events
 
 
-async def test_handling_an_event_runs_every_handler_of_it() -> None:
+async def test_handling_an_event_runs_every_handler_of_it(uow: AsyncInMemoryUnitOfWork) -> None:
     bus: AsyncMessageBus[AsyncInMemoryUnitOfWork] = AsyncMessageBus()
     received: list[str] = []
 
@@ -278,18 +286,19 @@ async def test_handling_an_event_runs_every_handler_of_it() -> None:
 
     bus.add_listener(BookRegistered, first)
     bus.add_listener(BookRegistered, second)
-    uow = AsyncInMemoryUnitOfWork()
     async with uow as transaction:
         assert None is await bus.handle(BookRegistered(id="1", title="Dune"), transaction)
         await transaction.commit()
     assert ["first 1", "second 1"] == received
-    assert ["book_registered"] == [m.metadata.name for m in uow.messagestore.messages]
+    assert uow.expect_stored([BookRegistered(id="1", title="Dune")]) == uow.stored()
+    assert uow.expect_published(["book_registered_v1"]) == uow.published()
 
 
-async def test_an_event_without_handlers_is_stored_and_nothing_else() -> None:
+async def test_an_event_without_handlers_is_stored_and_nothing_else(
+    uow: AsyncInMemoryUnitOfWork,
+) -> None:
     bus: AsyncMessageBus[AsyncInMemoryUnitOfWork] = AsyncMessageBus()
-    uow = AsyncInMemoryUnitOfWork()
     async with uow as transaction:
         await bus.handle(BookRegistered(id="1", title="Dune"), transaction)
         await transaction.commit()
-    assert ["book_registered"] == [m.metadata.name for m in uow.messagestore.messages]
+    assert uow.expect_stored([BookRegistered(id="1", title="Dune")]) == uow.stored()

@@ -20,52 +20,49 @@ async def store_published_event(uow: AsyncInMemoryUnitOfWork, book_id: str = "1"
     await uow.messagestore.add(registered(book_id))
 
 
-async def test_commit_publishes_after_the_block() -> None:
-    uow = AsyncInMemoryUnitOfWork()
+async def test_commit_publishes_after_the_block(uow: AsyncInMemoryUnitOfWork) -> None:
     async with uow as transaction:
         await store_published_event(uow)
         await transaction.commit()
         assert TransactionStatus.committed == transaction.status
-        assert [] == uow.transport.sent  # not before the block is over
+        assert [] == uow.published()  # not before the block is over
     assert TransactionStatus.closed == transaction.status
     assert ["commit"] == uow.calls
-    assert ["book_registered_v1"] == [sent["type"] for sent in uow.transport.sent]
+    assert uow.expect_published(["book_registered_v1"]) == uow.published()
 
 
-async def test_rollback_publishes_nothing() -> None:
-    uow = AsyncInMemoryUnitOfWork()
+async def test_rollback_publishes_nothing(uow: AsyncInMemoryUnitOfWork) -> None:
     async with uow as transaction:
         await store_published_event(uow)
         await transaction.rollback()
     assert TransactionStatus.closed == transaction.status
     assert ["rollback"] == uow.calls
-    assert [] == uow.transport.sent
+    assert [] == uow.published()
     assert [] == uow.messagestore.stream_buffer
 
 
-async def test_an_exception_rolls_back_and_propagates() -> None:
-    uow = AsyncInMemoryUnitOfWork()
+async def test_an_exception_rolls_back_and_propagates(uow: AsyncInMemoryUnitOfWork) -> None:
     with pytest.raises(ValueError, match="boom"):
         async with uow as transaction:
             await store_published_event(uow)
             raise ValueError("boom")
     assert TransactionStatus.closed == transaction.status
     assert ["rollback"] == uow.calls
-    assert [] == uow.transport.sent
+    assert [] == uow.published()
 
 
-async def test_leaving_without_commit_or_rollback_raises_and_rolls_back() -> None:
-    uow = AsyncInMemoryUnitOfWork()
+async def test_leaving_without_commit_or_rollback_raises_and_rolls_back(
+    uow: AsyncInMemoryUnitOfWork,
+) -> None:
     with pytest.raises(TransactionError, match=r"commit\(\)"):
         async with uow as transaction:
             await store_published_event(uow)
     assert ["rollback"] == uow.calls
     assert TransactionStatus.closed == transaction.status
-    assert [] == uow.transport.sent
+    assert [] == uow.published()
 
 
-async def test_a_commit_is_final_when_an_exception_follows() -> None:
-    uow = AsyncInMemoryUnitOfWork()
+async def test_a_commit_is_final_when_an_exception_follows(uow: AsyncInMemoryUnitOfWork) -> None:
     with pytest.raises(ValueError, match="after"):
         async with uow as transaction:
             await store_published_event(uow)
@@ -73,11 +70,10 @@ async def test_a_commit_is_final_when_an_exception_follows() -> None:
             raise ValueError("after the commit")
     assert ["commit"] == uow.calls
     assert TransactionStatus.closed == transaction.status
-    assert 1 == len(uow.transport.sent)
+    assert uow.expect_published(["book_registered_v1"]) == uow.published()
 
 
-async def test_rollback_after_commit_raises() -> None:
-    uow = AsyncInMemoryUnitOfWork()
+async def test_rollback_after_commit_raises(uow: AsyncInMemoryUnitOfWork) -> None:
     async with uow as transaction:
         await transaction.commit()
         with pytest.raises(TransactionError, match="a commit is final"):
@@ -85,24 +81,21 @@ async def test_rollback_after_commit_raises() -> None:
     assert ["commit"] == uow.calls
 
 
-async def test_commit_twice_raises() -> None:
-    uow = AsyncInMemoryUnitOfWork()
+async def test_commit_twice_raises(uow: AsyncInMemoryUnitOfWork) -> None:
     async with uow as transaction:
         await transaction.commit()
         with pytest.raises(TransactionError, match="committed"):
             await transaction.commit()
 
 
-async def test_rollback_twice_is_harmless() -> None:
-    uow = AsyncInMemoryUnitOfWork()
+async def test_rollback_twice_is_harmless(uow: AsyncInMemoryUnitOfWork) -> None:
     async with uow as transaction:
         await transaction.rollback()
         await transaction.rollback()
     assert ["rollback"] == uow.calls
 
 
-async def test_detached_transaction_rolls_back_on_close() -> None:
-    uow = AsyncInMemoryUnitOfWork()
+async def test_detached_transaction_rolls_back_on_close(uow: AsyncInMemoryUnitOfWork) -> None:
     async with uow as transaction:
         await store_published_event(uow)
         await transaction.detach()
@@ -111,34 +104,31 @@ async def test_detached_transaction_rolls_back_on_close() -> None:
     await transaction.close()
     assert TransactionStatus.closed == transaction.status
     assert ["rollback"] == uow.calls
-    assert [] == uow.transport.sent
+    assert [] == uow.published()
 
 
-async def test_detach_after_commit_keeps_the_commit() -> None:
-    uow = AsyncInMemoryUnitOfWork()
+async def test_detach_after_commit_keeps_the_commit(uow: AsyncInMemoryUnitOfWork) -> None:
     async with uow as transaction:
         await store_published_event(uow)
         await transaction.commit()
         await transaction.detach()
-    assert [] == uow.transport.sent
+    assert [] == uow.published()
     await transaction.close()
     assert ["commit"] == uow.calls
-    assert 1 == len(uow.transport.sent)
+    assert uow.expect_published(["book_registered_v1"]) == uow.published()
 
 
-async def test_a_detached_transaction_can_commit_before_close() -> None:
-    uow = AsyncInMemoryUnitOfWork()
+async def test_a_detached_transaction_can_commit_before_close(uow: AsyncInMemoryUnitOfWork) -> None:
     async with uow as transaction:
         await store_published_event(uow)
         await transaction.detach()
     await transaction.commit()
     await transaction.close()
     assert ["commit"] == uow.calls
-    assert 1 == len(uow.transport.sent)
+    assert uow.expect_published(["book_registered_v1"]) == uow.published()
 
 
-async def test_close_twice_raises() -> None:
-    uow = AsyncInMemoryUnitOfWork()
+async def test_close_twice_raises(uow: AsyncInMemoryUnitOfWork) -> None:
     async with uow as transaction:
         await transaction.detach()
     await transaction.close()
@@ -146,8 +136,7 @@ async def test_close_twice_raises() -> None:
         await transaction.close()
 
 
-async def test_an_exception_in_a_detached_block_rolls_back() -> None:
-    uow = AsyncInMemoryUnitOfWork()
+async def test_an_exception_in_a_detached_block_rolls_back(uow: AsyncInMemoryUnitOfWork) -> None:
     with pytest.raises(ValueError, match="stream"):
         async with uow as transaction:
             await transaction.detach()
@@ -156,8 +145,7 @@ async def test_an_exception_in_a_detached_block_rolls_back() -> None:
     assert TransactionStatus.closed == transaction.status
 
 
-async def test_a_unit_of_work_opens_one_transaction_at_a_time() -> None:
-    uow = AsyncInMemoryUnitOfWork()
+async def test_a_unit_of_work_opens_one_transaction_at_a_time(uow: AsyncInMemoryUnitOfWork) -> None:
     async with uow as transaction:
         with pytest.raises(TransactionError, match="already in a transaction"):
             async with uow:
@@ -193,16 +181,14 @@ async def test_default_message_stores_are_not_shared() -> None:
     assert [] == second.messagestore.stream_buffer
 
 
-async def test_transaction_exposes_the_repositories() -> None:
-    uow = AsyncInMemoryUnitOfWork()
+async def test_transaction_exposes_the_repositories(uow: AsyncInMemoryUnitOfWork) -> None:
     async with uow as transaction:
         assert uow.books is transaction.books
         assert uow.messagestore is transaction.messagestore
         await transaction.rollback()
 
 
-async def test_listeners_hear_how_the_transaction_ended() -> None:
-    uow = AsyncInMemoryUnitOfWork()
+async def test_listeners_hear_how_the_transaction_ended(uow: AsyncInMemoryUnitOfWork) -> None:
     committed, rolled_back = AsyncRecordingDependency(), AsyncRecordingDependency()
     async with uow as transaction:
         assert committed is transaction.add_listener(committed)
@@ -213,8 +199,7 @@ async def test_listeners_hear_how_the_transaction_ended() -> None:
     assert ("committed", "rolledback") == (committed.outcome, rolled_back.outcome)
 
 
-async def test_collect_new_events_empties_seen_in_order() -> None:
-    uow = AsyncInMemoryUnitOfWork()
+async def test_collect_new_events_empties_seen_in_order(uow: AsyncInMemoryUnitOfWork) -> None:
     first = Book(id="1", title="Dune", messages=[registered("1"), registered("2")])
     second = Book(id="2", title="Emma", messages=[registered("3")])
     await uow.books.add(first)
@@ -224,8 +209,7 @@ async def test_collect_new_events_empties_seen_in_order() -> None:
     assert [] == first.messages
 
 
-async def test_metrics_store_counts_the_transactions() -> None:
-    uow = AsyncInMemoryUnitOfWork()
+async def test_metrics_store_counts_the_transactions(uow: AsyncInMemoryUnitOfWork) -> None:
     uow.metrics_store = RecordingMetricsStore()
     async with uow as transaction:
         await transaction.commit()
@@ -241,10 +225,9 @@ async def test_metrics_store_counts_the_transactions() -> None:
     ] == uow.metrics_store.events
 
 
-async def test_repr_names_the_unit_of_work_and_status() -> None:
-    uow = AsyncInMemoryUnitOfWork()
+async def test_repr_names_the_unit_of_work_and_status(uow: AsyncInMemoryUnitOfWork) -> None:
     async with uow as transaction:
-        assert "AsyncInMemoryUnitOfWork running" in repr(transaction)
+        assert f"{type(uow).__name__} running" in repr(transaction)
         await transaction.rollback()
 
 
@@ -255,7 +238,7 @@ def test_rollback_discards_buffered_messages_even_without_a_block() -> None:
     assert [] == uow.messagestore.stream_buffer
 
 
-class AsyncReleasingUnitOfWork(AsyncInMemoryUnitOfWork):
+class AsyncReleaseRecordingUnitOfWork(AsyncInMemoryUnitOfWork):
     fail_rollback = False
 
     async def rollback(self) -> None:
@@ -268,14 +251,14 @@ class AsyncReleasingUnitOfWork(AsyncInMemoryUnitOfWork):
 
 
 async def test_release_follows_a_commit() -> None:
-    uow = AsyncReleasingUnitOfWork()
+    uow = AsyncReleaseRecordingUnitOfWork()
     async with uow as transaction:
         await transaction.commit()
     assert ["commit", "release"] == uow.calls
 
 
 async def test_release_follows_an_exception() -> None:
-    uow = AsyncReleasingUnitOfWork()
+    uow = AsyncReleaseRecordingUnitOfWork()
     with pytest.raises(ValueError, match="boom"):
         async with uow:
             raise ValueError("boom")
@@ -283,7 +266,7 @@ async def test_release_follows_an_exception() -> None:
 
 
 async def test_release_follows_a_forgotten_commit() -> None:
-    uow = AsyncReleasingUnitOfWork()
+    uow = AsyncReleaseRecordingUnitOfWork()
     with pytest.raises(TransactionError):
         async with uow:
             pass
@@ -291,7 +274,7 @@ async def test_release_follows_a_forgotten_commit() -> None:
 
 
 async def test_release_waits_for_close_after_detach() -> None:
-    uow = AsyncReleasingUnitOfWork()
+    uow = AsyncReleaseRecordingUnitOfWork()
     async with uow as transaction:
         await transaction.detach()
     assert [] == uow.calls
@@ -300,7 +283,7 @@ async def test_release_waits_for_close_after_detach() -> None:
 
 
 async def test_a_failing_rollback_still_closes_and_releases() -> None:
-    uow = AsyncReleasingUnitOfWork()
+    uow = AsyncReleaseRecordingUnitOfWork()
     uow.fail_rollback = True
     with pytest.raises(ConnectionError, match="went away"):
         async with uow:

@@ -36,12 +36,6 @@ def bus() -> SyncMessageBus[SyncInMemoryUnitOfWork]:
     return bus
 
 
-@pytest.fixture
-def uow() -> SyncInMemoryUnitOfWork:
-    books.calls.clear()
-    return SyncInMemoryUnitOfWork()
-
-
 def test_handle_returns_the_command_handler_result(
     bus: SyncMessageBus[SyncInMemoryUnitOfWork], uow: SyncInMemoryUnitOfWork
 ) -> None:
@@ -59,11 +53,13 @@ def test_events_raised_by_models_are_handled_and_stored(
         bus.handle(RegisterBook(id="1", title="Dune"), transaction)
         transaction.commit()
     assert ["notify 1 (no clock)"] == books.calls
-    assert [
-        RegisterBook(id="1", title="Dune"),
-        BookRegistered(id="1", title="Dune"),
-    ] == uow.messagestore.messages
-    assert ["book_registered_v1"] == [sent["type"] for sent in uow.transport.sent]
+    assert (
+        uow.expect_stored(
+            [RegisterBook(id="1", title="Dune"), BookRegistered(id="1", title="Dune")]
+        )
+        == uow.stored()
+    )
+    assert uow.expect_published(["book_registered_v1"]) == uow.published()
 
 
 def test_messages_without_a_handler_are_stored(uow: SyncInMemoryUnitOfWork) -> None:
@@ -72,7 +68,12 @@ def test_messages_without_a_handler_are_stored(uow: SyncInMemoryUnitOfWork) -> N
     with uow as transaction:
         bus.handle(RegisterBook(id="1", title="Dune"), transaction)
         transaction.commit()
-    assert [RegisterBook, BookRegistered] == [type(m) for m in uow.messagestore.messages]
+    assert (
+        uow.expect_stored(
+            [RegisterBook(id="1", title="Dune"), BookRegistered(id="1", title="Dune")]
+        )
+        == uow.stored()
+    )
 
 
 def test_a_command_without_handler_is_an_error(
@@ -82,7 +83,7 @@ def test_a_command_without_handler_is_an_error(
         with pytest.raises(ConfigurationError, match="RegisterBookV2 has no handler"):
             bus.handle(RegisterBookV2(id="1", title="Dune", author="F. H."), transaction)
         transaction.rollback()
-    assert [] == uow.messagestore.messages
+    assert [] == uow.stored()
 
 
 def test_event_handlers_run_in_order_and_cascade(uow: SyncInMemoryUnitOfWork) -> None:
@@ -108,10 +109,17 @@ def test_event_handlers_run_in_order_and_cascade(uow: SyncInMemoryUnitOfWork) ->
         bus.handle(RegisterBook(id="1", title="Dune"), transaction)
         transaction.commit()
     assert ["first", "second", "shelf 1"] == order
-    assert [RegisterBook, BookRegistered, ShelfUpdated] == [
-        type(m) for m in uow.messagestore.messages
-    ]
-    assert ["book_registered_v1", "shelf_updated_v1"] == [s["type"] for s in uow.transport.sent]
+    assert (
+        uow.expect_stored(
+            [
+                RegisterBook(id="1", title="Dune"),
+                BookRegistered(id="1", title="Dune"),
+                ShelfUpdated(book_id="1"),
+            ]
+        )
+        == uow.stored()
+    )
+    assert uow.expect_published(["book_registered_v1", "shelf_updated_v1"]) == uow.published()
 
 
 def test_rollback_publishes_none_of_the_handled_events(
@@ -120,7 +128,7 @@ def test_rollback_publishes_none_of_the_handled_events(
     with uow as transaction:
         bus.handle(RegisterBook(id="1", title="Dune"), transaction)
         transaction.rollback()
-    assert [] == uow.transport.sent
+    assert [] == uow.published()
 
 
 def test_a_second_command_handler_is_an_error_naming_both(
@@ -170,7 +178,7 @@ def test_scan_covers_the_package_tree_only(
         stars = bus.handle(ReviewBook(book_id="1", stars=4), transaction)
         transaction.commit()
     assert 4 == stars
-    assert BookReviewed(book_id="1", stars=4) == uow.messagestore.messages[-1]
+    assert uow.expect_stored([BookReviewed(book_id="1", stars=4)]) == uow.stored()[-1:]
 
 
 def test_scan_resolves_a_relative_name_against_the_caller(
@@ -265,7 +273,7 @@ def test_the_bus_feeds_the_metrics_store(
     ] == uow.metrics_store.events
 
 
-def test_handling_an_event_runs_every_handler_of_it() -> None:
+def test_handling_an_event_runs_every_handler_of_it(uow: SyncInMemoryUnitOfWork) -> None:
     bus: SyncMessageBus[SyncInMemoryUnitOfWork] = SyncMessageBus()
     received: list[str] = []
 
@@ -277,18 +285,19 @@ def test_handling_an_event_runs_every_handler_of_it() -> None:
 
     bus.add_listener(BookRegistered, first)
     bus.add_listener(BookRegistered, second)
-    uow = SyncInMemoryUnitOfWork()
     with uow as transaction:
         assert None is bus.handle(BookRegistered(id="1", title="Dune"), transaction)
         transaction.commit()
     assert ["first 1", "second 1"] == received
-    assert ["book_registered"] == [m.metadata.name for m in uow.messagestore.messages]
+    assert uow.expect_stored([BookRegistered(id="1", title="Dune")]) == uow.stored()
+    assert uow.expect_published(["book_registered_v1"]) == uow.published()
 
 
-def test_an_event_without_handlers_is_stored_and_nothing_else() -> None:
+def test_an_event_without_handlers_is_stored_and_nothing_else(
+    uow: SyncInMemoryUnitOfWork,
+) -> None:
     bus: SyncMessageBus[SyncInMemoryUnitOfWork] = SyncMessageBus()
-    uow = SyncInMemoryUnitOfWork()
     with uow as transaction:
         bus.handle(BookRegistered(id="1", title="Dune"), transaction)
         transaction.commit()
-    assert ["book_registered"] == [m.metadata.name for m in uow.messagestore.messages]
+    assert uow.expect_stored([BookRegistered(id="1", title="Dune")]) == uow.stored()

@@ -21,52 +21,49 @@ def store_published_event(uow: SyncInMemoryUnitOfWork, book_id: str = "1") -> No
     uow.messagestore.add(registered(book_id))
 
 
-def test_commit_publishes_after_the_block() -> None:
-    uow = SyncInMemoryUnitOfWork()
+def test_commit_publishes_after_the_block(uow: SyncInMemoryUnitOfWork) -> None:
     with uow as transaction:
         store_published_event(uow)
         transaction.commit()
         assert TransactionStatus.committed == transaction.status
-        assert [] == uow.transport.sent  # not before the block is over
+        assert [] == uow.published()  # not before the block is over
     assert TransactionStatus.closed == transaction.status
     assert ["commit"] == uow.calls
-    assert ["book_registered_v1"] == [sent["type"] for sent in uow.transport.sent]
+    assert uow.expect_published(["book_registered_v1"]) == uow.published()
 
 
-def test_rollback_publishes_nothing() -> None:
-    uow = SyncInMemoryUnitOfWork()
+def test_rollback_publishes_nothing(uow: SyncInMemoryUnitOfWork) -> None:
     with uow as transaction:
         store_published_event(uow)
         transaction.rollback()
     assert TransactionStatus.closed == transaction.status
     assert ["rollback"] == uow.calls
-    assert [] == uow.transport.sent
+    assert [] == uow.published()
     assert [] == uow.messagestore.stream_buffer
 
 
-def test_an_exception_rolls_back_and_propagates() -> None:
-    uow = SyncInMemoryUnitOfWork()
+def test_an_exception_rolls_back_and_propagates(uow: SyncInMemoryUnitOfWork) -> None:
     with pytest.raises(ValueError, match="boom"):
         with uow as transaction:
             store_published_event(uow)
             raise ValueError("boom")
     assert TransactionStatus.closed == transaction.status
     assert ["rollback"] == uow.calls
-    assert [] == uow.transport.sent
+    assert [] == uow.published()
 
 
-def test_leaving_without_commit_or_rollback_raises_and_rolls_back() -> None:
-    uow = SyncInMemoryUnitOfWork()
+def test_leaving_without_commit_or_rollback_raises_and_rolls_back(
+    uow: SyncInMemoryUnitOfWork,
+) -> None:
     with pytest.raises(TransactionError, match=r"commit\(\)"):
         with uow as transaction:
             store_published_event(uow)
     assert ["rollback"] == uow.calls
     assert TransactionStatus.closed == transaction.status
-    assert [] == uow.transport.sent
+    assert [] == uow.published()
 
 
-def test_a_commit_is_final_when_an_exception_follows() -> None:
-    uow = SyncInMemoryUnitOfWork()
+def test_a_commit_is_final_when_an_exception_follows(uow: SyncInMemoryUnitOfWork) -> None:
     with pytest.raises(ValueError, match="after"):
         with uow as transaction:
             store_published_event(uow)
@@ -74,11 +71,10 @@ def test_a_commit_is_final_when_an_exception_follows() -> None:
             raise ValueError("after the commit")
     assert ["commit"] == uow.calls
     assert TransactionStatus.closed == transaction.status
-    assert 1 == len(uow.transport.sent)
+    assert uow.expect_published(["book_registered_v1"]) == uow.published()
 
 
-def test_rollback_after_commit_raises() -> None:
-    uow = SyncInMemoryUnitOfWork()
+def test_rollback_after_commit_raises(uow: SyncInMemoryUnitOfWork) -> None:
     with uow as transaction:
         transaction.commit()
         with pytest.raises(TransactionError, match="a commit is final"):
@@ -86,24 +82,21 @@ def test_rollback_after_commit_raises() -> None:
     assert ["commit"] == uow.calls
 
 
-def test_commit_twice_raises() -> None:
-    uow = SyncInMemoryUnitOfWork()
+def test_commit_twice_raises(uow: SyncInMemoryUnitOfWork) -> None:
     with uow as transaction:
         transaction.commit()
         with pytest.raises(TransactionError, match="committed"):
             transaction.commit()
 
 
-def test_rollback_twice_is_harmless() -> None:
-    uow = SyncInMemoryUnitOfWork()
+def test_rollback_twice_is_harmless(uow: SyncInMemoryUnitOfWork) -> None:
     with uow as transaction:
         transaction.rollback()
         transaction.rollback()
     assert ["rollback"] == uow.calls
 
 
-def test_detached_transaction_rolls_back_on_close() -> None:
-    uow = SyncInMemoryUnitOfWork()
+def test_detached_transaction_rolls_back_on_close(uow: SyncInMemoryUnitOfWork) -> None:
     with uow as transaction:
         store_published_event(uow)
         transaction.detach()
@@ -112,34 +105,31 @@ def test_detached_transaction_rolls_back_on_close() -> None:
     transaction.close()
     assert TransactionStatus.closed == transaction.status
     assert ["rollback"] == uow.calls
-    assert [] == uow.transport.sent
+    assert [] == uow.published()
 
 
-def test_detach_after_commit_keeps_the_commit() -> None:
-    uow = SyncInMemoryUnitOfWork()
+def test_detach_after_commit_keeps_the_commit(uow: SyncInMemoryUnitOfWork) -> None:
     with uow as transaction:
         store_published_event(uow)
         transaction.commit()
         transaction.detach()
-    assert [] == uow.transport.sent
+    assert [] == uow.published()
     transaction.close()
     assert ["commit"] == uow.calls
-    assert 1 == len(uow.transport.sent)
+    assert uow.expect_published(["book_registered_v1"]) == uow.published()
 
 
-def test_a_detached_transaction_can_commit_before_close() -> None:
-    uow = SyncInMemoryUnitOfWork()
+def test_a_detached_transaction_can_commit_before_close(uow: SyncInMemoryUnitOfWork) -> None:
     with uow as transaction:
         store_published_event(uow)
         transaction.detach()
     transaction.commit()
     transaction.close()
     assert ["commit"] == uow.calls
-    assert 1 == len(uow.transport.sent)
+    assert uow.expect_published(["book_registered_v1"]) == uow.published()
 
 
-def test_close_twice_raises() -> None:
-    uow = SyncInMemoryUnitOfWork()
+def test_close_twice_raises(uow: SyncInMemoryUnitOfWork) -> None:
     with uow as transaction:
         transaction.detach()
     transaction.close()
@@ -147,8 +137,7 @@ def test_close_twice_raises() -> None:
         transaction.close()
 
 
-def test_an_exception_in_a_detached_block_rolls_back() -> None:
-    uow = SyncInMemoryUnitOfWork()
+def test_an_exception_in_a_detached_block_rolls_back(uow: SyncInMemoryUnitOfWork) -> None:
     with pytest.raises(ValueError, match="stream"):
         with uow as transaction:
             transaction.detach()
@@ -157,8 +146,7 @@ def test_an_exception_in_a_detached_block_rolls_back() -> None:
     assert TransactionStatus.closed == transaction.status
 
 
-def test_a_unit_of_work_opens_one_transaction_at_a_time() -> None:
-    uow = SyncInMemoryUnitOfWork()
+def test_a_unit_of_work_opens_one_transaction_at_a_time(uow: SyncInMemoryUnitOfWork) -> None:
     with uow as transaction:
         with pytest.raises(TransactionError, match="already in a transaction"):
             with uow:
@@ -194,16 +182,14 @@ def test_default_message_stores_are_not_shared() -> None:
     assert [] == second.messagestore.stream_buffer
 
 
-def test_transaction_exposes_the_repositories() -> None:
-    uow = SyncInMemoryUnitOfWork()
+def test_transaction_exposes_the_repositories(uow: SyncInMemoryUnitOfWork) -> None:
     with uow as transaction:
         assert uow.books is transaction.books
         assert uow.messagestore is transaction.messagestore
         transaction.rollback()
 
 
-def test_listeners_hear_how_the_transaction_ended() -> None:
-    uow = SyncInMemoryUnitOfWork()
+def test_listeners_hear_how_the_transaction_ended(uow: SyncInMemoryUnitOfWork) -> None:
     committed, rolled_back = SyncRecordingDependency(), SyncRecordingDependency()
     with uow as transaction:
         assert committed is transaction.add_listener(committed)
@@ -214,8 +200,7 @@ def test_listeners_hear_how_the_transaction_ended() -> None:
     assert ("committed", "rolledback") == (committed.outcome, rolled_back.outcome)
 
 
-def test_collect_new_events_empties_seen_in_order() -> None:
-    uow = SyncInMemoryUnitOfWork()
+def test_collect_new_events_empties_seen_in_order(uow: SyncInMemoryUnitOfWork) -> None:
     first = Book(id="1", title="Dune", messages=[registered("1"), registered("2")])
     second = Book(id="2", title="Emma", messages=[registered("3")])
     uow.books.add(first)
@@ -225,8 +210,7 @@ def test_collect_new_events_empties_seen_in_order() -> None:
     assert [] == first.messages
 
 
-def test_metrics_store_counts_the_transactions() -> None:
-    uow = SyncInMemoryUnitOfWork()
+def test_metrics_store_counts_the_transactions(uow: SyncInMemoryUnitOfWork) -> None:
     uow.metrics_store = RecordingMetricsStore()
     with uow as transaction:
         transaction.commit()
@@ -242,10 +226,9 @@ def test_metrics_store_counts_the_transactions() -> None:
     ] == uow.metrics_store.events
 
 
-def test_repr_names_the_unit_of_work_and_status() -> None:
-    uow = SyncInMemoryUnitOfWork()
+def test_repr_names_the_unit_of_work_and_status(uow: SyncInMemoryUnitOfWork) -> None:
     with uow as transaction:
-        assert "SyncInMemoryUnitOfWork running" in repr(transaction)
+        assert f"{type(uow).__name__} running" in repr(transaction)
         transaction.rollback()
 
 
@@ -256,7 +239,7 @@ def test_rollback_discards_buffered_messages_even_without_a_block() -> None:
     assert [] == uow.messagestore.stream_buffer
 
 
-class SyncReleasingUnitOfWork(SyncInMemoryUnitOfWork):
+class SyncReleaseRecordingUnitOfWork(SyncInMemoryUnitOfWork):
     fail_rollback = False
 
     def rollback(self) -> None:
@@ -269,14 +252,14 @@ class SyncReleasingUnitOfWork(SyncInMemoryUnitOfWork):
 
 
 def test_release_follows_a_commit() -> None:
-    uow = SyncReleasingUnitOfWork()
+    uow = SyncReleaseRecordingUnitOfWork()
     with uow as transaction:
         transaction.commit()
     assert ["commit", "release"] == uow.calls
 
 
 def test_release_follows_an_exception() -> None:
-    uow = SyncReleasingUnitOfWork()
+    uow = SyncReleaseRecordingUnitOfWork()
     with pytest.raises(ValueError, match="boom"):
         with uow:
             raise ValueError("boom")
@@ -284,7 +267,7 @@ def test_release_follows_an_exception() -> None:
 
 
 def test_release_follows_a_forgotten_commit() -> None:
-    uow = SyncReleasingUnitOfWork()
+    uow = SyncReleaseRecordingUnitOfWork()
     with pytest.raises(TransactionError):
         with uow:
             pass
@@ -292,7 +275,7 @@ def test_release_follows_a_forgotten_commit() -> None:
 
 
 def test_release_waits_for_close_after_detach() -> None:
-    uow = SyncReleasingUnitOfWork()
+    uow = SyncReleaseRecordingUnitOfWork()
     with uow as transaction:
         transaction.detach()
     assert [] == uow.calls
@@ -301,7 +284,7 @@ def test_release_waits_for_close_after_detach() -> None:
 
 
 def test_a_failing_rollback_still_closes_and_releases() -> None:
-    uow = SyncReleasingUnitOfWork()
+    uow = SyncReleaseRecordingUnitOfWork()
     uow.fail_rollback = True
     with pytest.raises(ConnectionError, match="went away"):
         with uow:
