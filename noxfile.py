@@ -46,10 +46,11 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """Run mypy --strict on the package and on the typed usage files of both APIs."""
+    """Run mypy --strict on the package and the typed usage files; check it refuses mistakes."""
     install(session, "typecheck", extras="prometheus,postgresql")
     session.run("mypy")
-    session.run("mypy", "--strict", "typing_tests")
+    session.run("mypy", "--strict", "typing_tests", "--exclude", "must_fail")
+    session.run("python", "scripts/check_must_fail.py")
 
 
 @nox.session

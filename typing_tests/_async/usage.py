@@ -1,7 +1,7 @@
 """The async API as a user calls it: every line must type-check under mypy --strict."""
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, assert_type
 
 from messagebus import (
     AsyncAbstractEventstreamTransport,
@@ -66,10 +66,13 @@ Transaction = AsyncUnitOfWorkTransaction[AsyncUnitOfWork]
 
 
 @async_listen
-async def register_book(command: RegisterBook, uow: Transaction) -> Book:
+async def register_book(command: RegisterBook, transaction: Transaction) -> Book:
     book = Book(id=command.id, title=command.title)
     book.messages.append(BookRegistered(id=book.id))
-    await uow.books.add(book)
+    # transaction.uow is the unit of work with its own type: its repositories are checked
+    assert_type(transaction.uow, AsyncUnitOfWork)
+    assert_type(transaction.uow.books, AsyncBookRepository)
+    await transaction.uow.books.add(book)
     return book
 
 

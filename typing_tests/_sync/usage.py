@@ -2,7 +2,7 @@
 """The async API as a user calls it: every line must type-check under mypy --strict."""
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, assert_type
 
 from messagebus import (
     Message,
@@ -67,10 +67,13 @@ Transaction = SyncUnitOfWorkTransaction[SyncUnitOfWork]
 
 
 @sync_listen
-def register_book(command: RegisterBook, uow: Transaction) -> Book:
+def register_book(command: RegisterBook, transaction: Transaction) -> Book:
     book = Book(id=command.id, title=command.title)
     book.messages.append(BookRegistered(id=book.id))
-    uow.books.add(book)
+    # transaction.uow is the unit of work with its own type: its repositories are checked
+    assert_type(transaction.uow, SyncUnitOfWork)
+    assert_type(transaction.uow.books, SyncBookRepository)
+    transaction.uow.books.add(book)
     return book
 
 

@@ -1,0 +1,24 @@
+"""Mistakes in reaching a repository that mypy --strict must report, each where marked.
+
+A line whose comment says "error:" and a text must get an error whose message contains
+that text, and no other line may get one; ``scripts/check_must_fail.py`` checks it.
+"""
+
+from typing_tests._async.usage import Transaction
+from typing_tests.model import Book, BookRegistered, RegisterBook
+
+
+async def misspelt_repository(command: RegisterBook, transaction: Transaction) -> None:
+    book = Book(id=command.id, title=command.title)
+    await transaction.uow.bookz.add(book)  # error: has no attribute "bookz"
+
+
+async def wrong_model(command: RegisterBook, transaction: Transaction) -> None:
+    event = BookRegistered(id=command.id)
+    await transaction.uow.books.add(event)  # error: incompatible type "BookRegistered"
+
+
+async def wrong_result(command: RegisterBook, transaction: Transaction) -> str:
+    book = Book(id=command.id, title=command.title)
+    await transaction.uow.books.add(book)
+    return book  # error: Incompatible return value type
