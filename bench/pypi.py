@@ -20,8 +20,11 @@ def venv_python(venv: Path = VENV) -> Path:
 
 
 def _installed(python: Path) -> str:
-    """Return "messagebus-version pydantic-version" as seen by ``python``, or ""."""
-    probe = "from importlib.metadata import version as v; print(v('messagebus'), v('pydantic'))"
+    """Return "messagebus pydantic prometheus-client" versions as seen by ``python``, or ""."""
+    probe = (
+        "from importlib.metadata import version as v; "
+        "print(v('messagebus'), v('pydantic'), v('prometheus-client'))"
+    )
     done = subprocess.run(
         [str(python), "-I", "-c", probe], capture_output=True, text=True, check=False
     )
@@ -31,18 +34,18 @@ def _installed(python: Path) -> str:
 def ensure_venv(venv: Path = VENV) -> Path:
     """Make ``venv`` with messagebus 0.16.1 unless it is there already; return its python.
 
-    The PyPI package gets the same pydantic version as this interpreter, so the two
-    implementations are compared on the same validation engine.
+    The PyPI package gets the same pydantic and prometheus-client versions as this
+    interpreter, so the two implementations are compared on the same libraries.
     """
-    pydantic = version("pydantic")
+    pydantic, prometheus = version("pydantic"), version("prometheus-client")
     python = venv_python(venv)
-    wanted = f"{PYPI_VERSION} {pydantic}"
+    wanted = f"{PYPI_VERSION} {pydantic} {prometheus}"
     if python.exists() and _installed(python) == wanted:
         return python
     if not python.exists():
         print(f"Creating {venv} for messagebus {PYPI_VERSION} from PyPI...", flush=True)
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-    print(f"Installing messagebus=={PYPI_VERSION} pydantic=={pydantic} in {venv}...", flush=True)
+    print(f"Installing messagebus=={PYPI_VERSION} and its libraries in {venv}...", flush=True)
     subprocess.run(
         [
             str(python),
@@ -53,13 +56,15 @@ def ensure_venv(venv: Path = VENV) -> Path:
             "--disable-pip-version-check",
             f"messagebus=={PYPI_VERSION}",
             f"pydantic=={pydantic}",
+            f"prometheus-client=={prometheus}",
         ],
         check=True,
     )
     found = _installed(python)
     if found != wanted:
         raise SystemExit(
-            f"{venv} has messagebus/pydantic {found or 'missing'}, expected {wanted}: "
+            f"{venv} has messagebus/pydantic/prometheus-client {found or 'missing'}, "
+            f"expected {wanted}: "
             f"delete the folder and run the benchmark again"
         )
     return python

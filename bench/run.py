@@ -18,17 +18,17 @@ from bench import instructions, metadata_copy, profiling
 from bench.pypi import PYPI_VERSION, ROOT, VENV, ensure_venv
 
 SCENARIO = Path(__file__).resolve().with_name("scenario.py")
-SCENARIOS = ("simple", "fanout")
+SCENARIOS = ("simple", "fanout", "recording")
 OURS, PYPI, FLOOR = "ours", "pypi", "floor"
 LABELS = {
     OURS: "messagebus (this tree)",
     PYPI: f"messagebus {PYPI_VERSION} (PyPI)",
     FLOOR: "floor (hand-written)",
-    "transaction": "floor in a transaction",
-    "repository": "+ handler via the repository",
+    "transaction": "+ our unit of work",
 }
-TARGET_SPEEDUP = {"simple": 2.0, "fanout": 3.0}
-TARGET_FLOOR_RATIO = 1.15
+# The throughput targets against 0.16.1; "recording" is reported, not checked.
+TARGET_SPEEDUP = {"simple": 2.5, "fanout": 3.5}
+TARGET_FLOOR_RATIO = 1.3
 TARGET_TAIL_RATIO = 3.0
 
 
@@ -228,7 +228,7 @@ def checks(series: dict[tuple[str, str], Series], with_pypi: bool) -> list[tuple
     found: list[tuple[bool, str]] = []
     for scenario in SCENARIOS:
         ours = series[scenario, OURS]
-        if with_pypi:
+        if with_pypi and scenario in TARGET_SPEEDUP:
             pypi = series[scenario, PYPI]
             speedup = pypi.cpu_ns / ours.cpu_ns
             per_round = [
@@ -239,7 +239,7 @@ def checks(series: dict[tuple[str, str], Series], with_pypi: bool) -> list[tuple
                 (
                     speedup >= target,
                     f"{scenario}: throughput {speedup:.2f}x messagebus {PYPI_VERSION} "
-                    f"(target >= {target:.0f}x; {spread(per_round)})",
+                    f"(target >= {target}x; {spread(per_round)})",
                 )
             )
         floor = series[scenario, FLOOR]
@@ -311,7 +311,6 @@ def stages() -> list[Implementation]:
     return [
         this_tree(FLOOR, "floor"),
         this_tree("transaction", "transaction"),
-        this_tree("repository", "repository"),
         this_tree(OURS, "bus"),
     ]
 
@@ -344,11 +343,12 @@ def breakdown(args: argparse.Namespace) -> int:
             )
             previous = cost
     print(
-        "\nStages: the floor; the same inside `async with uow` + commit; then the command"
-        "\nhandler storing through `transaction.books`, its events taken by hand from the"
-        "\nrepository's `seen`; then the bus (dispatch, finding the repositories and"
-        "\ncollecting after each handler, message store, metrics). 'share' is the part of"
-        "\nthe bus's overhead over the floor that the stage adds."
+        "\nStages: the floor (a hand-written transaction, the handler called as a function,"
+        "\nthe events of the seen models dispatched by hand); the same with our unit of"
+        "\nwork and transaction instead (`async with uow`, commit, close); then the bus"
+        "\n(dispatch, collecting after each handler, message store, metrics). 'share' is the"
+        "\npart of the bus's overhead over the floor that the stage adds. The recording"
+        "\nscenario's middle stage records nothing: read its bus line against the floor."
     )
     return 0
 

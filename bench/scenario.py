@@ -8,8 +8,15 @@ share, so the same code measures both. `--implementation floor` runs the same wo
 
 Per command the timed region is: open the transaction (`async with uow`), handle the
 command (its handler stores a `Book` in an in-memory repository and the book raises
-`BookRegistered`, which one or ten event handlers receive), commit, close. The
-command objects are built before the timed loop.
+`BookRegistered`, which one or ten event handlers receive), commit, close. In the
+*recording* scenario the unit of work also keeps every message in a list, publishes
+the published ones to an in-memory transport after the commit, and counts in Prometheus
+metrics. The command objects are built before the timed loop.
+
+The floor is the least hand-written code with the same semantics: a transaction context
+manager that must be committed, the same command handler called as a function, the
+events of the models its repository saw dispatched to their handlers in order, then the
+commit; in *recording*, it keeps, serializes and counts the same messages by hand.
 """
 
 from __future__ import annotations
@@ -28,10 +35,15 @@ from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 import messagebus
 from messagebus import (
+    AsyncAbstractEventstreamTransport,
+    AsyncAbstractMessageStoreRepository,
     AsyncAbstractRepository,
     AsyncAbstractUnitOfWork,
+    AsyncEventstreamPublisher,
     AsyncMessageBus,
     AsyncUnitOfWorkTransaction,
     Command,
@@ -39,9 +51,13 @@ from messagebus import (
     Metadata,
     Model,
 )
+from messagebus.adapters.prometheus.metrics_store import MetricsStore
+from messagebus.service.eventstream import MessageSerializer
 
-FAN_OUT = {"simple": 1, "fanout": 10}
+FAN_OUT = {"simple": 1, "fanout": 10, "recording": 1}
 """How many event handlers receive `BookRegistered`, per scenario."""
+RECORDING = {"recording"}
+"""The scenarios whose unit of work records messages, publishes and counts metrics."""
 
 
 class RegisterBook(Command):
@@ -55,6 +71,24 @@ class BookRegistered(Event):
     id: str
     title: str
     metadata: Metadata = Metadata(name="book_registered", schema_version=1)
+
+
+class BookRegisteredPublished(Event):
+    """The event of the *recording* scenario: published, so it goes to the transport."""
+
+    id: str
+    title: str
+    metadata: Metadata = Metadata(name="book_registered", schema_version=1, published=True)
+
+
+EVENTS: dict[str, type[Event]] = {
+    "simple": BookRegistered,
+    "fanout": BookRegistered,
+    "recording": BookRegisteredPublished,
+}
+"""The event the command handler raises, per scenario."""
+event_class: type[Event] = BookRegistered
+"""The event of the scenario being run, set by `measure()` before the runners are built."""
 
 
 class Book(Model):
@@ -73,9 +107,30 @@ class InMemoryBookRepository(AsyncAbstractRepository[Book]):
         self.seen.append(book)
 
 
-class InMemoryUnitOfWork(AsyncAbstractUnitOfWork):
+class ListTransport(AsyncAbstractEventstreamTransport):
     def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    async def send_message_serialized(self, message: Any) -> None:
+        self.sent.append(message)
+
+
+class ListMessageStore(AsyncAbstractMessageStoreRepository):
+    def __init__(self, publisher: AsyncEventstreamPublisher) -> None:
+        super().__init__(publisher)
+        self.messages: list[Any] = []
+
+    async def _add(self, message: Any) -> None:
+        self.messages.append(message)
+
+
+class InMemoryUnitOfWork(AsyncAbstractUnitOfWork):
+    def __init__(self, recording: bool = False) -> None:
         self.books = InMemoryBookRepository()
+        if recording:
+            self.transport = ListTransport()
+            self.messagestore = ListMessageStore(AsyncEventstreamPublisher(self.transport))
+            self.metrics_store = MetricsStore(registry=CollectorRegistry())
 
     async def commit(self) -> None:
         # The repository writes through: there is nothing left to make durable.
@@ -87,7 +142,7 @@ class InMemoryUnitOfWork(AsyncAbstractUnitOfWork):
 
 async def register_book(command: RegisterBook, transaction: AsyncUnitOfWorkTransaction) -> str:
     book = Book(id=command.id, title=command.title, author=command.author)
-    book.messages.append(BookRegistered(id=command.id, title=command.title))
+    book.messages.append(event_class(id=command.id, title=command.title))  # type: ignore[call-arg]
     await transaction.books.add(book)
     return book.id
 
@@ -106,74 +161,118 @@ def make_event_handlers(count: int) -> tuple[list[Callable[..., Awaitable[None]]
     return [make(index) for index in range(count)], calls
 
 
-def bus_runner(
-    handlers: list[Callable[..., Awaitable[None]]],
-) -> tuple[Callable[[RegisterBook], Awaitable[None]], dict[str, Book]]:
+Runner = tuple[Callable[[RegisterBook], Awaitable[None]], dict[str, Book], Callable[[], int]]
+"""The per-command coroutine, the books it stored, and how many messages it recorded."""
+
+
+def bus_runner(handlers: list[Callable[..., Awaitable[None]]], recording: bool) -> Runner:
     """Return the per-command coroutine of the framework and its book storage."""
     bus: AsyncMessageBus[Any] = AsyncMessageBus()
     bus.add_listener(RegisterBook, register_book)
     for handler in handlers:
-        bus.add_listener(BookRegistered, handler)
-    uow = InMemoryUnitOfWork()
+        bus.add_listener(event_class, handler)
+    uow = InMemoryUnitOfWork(recording)
 
     async def run_one(command: RegisterBook) -> None:
         async with uow as transaction:
             await bus.handle(command, transaction)
             await transaction.commit()
 
-    return run_one, uow.books.books
+    def recorded() -> int:
+        return len(uow.messagestore.messages) + len(uow.transport.sent) if recording else 0
+
+    return run_one, uow.books.books, recorded
 
 
-def floor_runner(
-    handlers: list[Callable[..., Awaitable[None]]],
-) -> tuple[Callable[[RegisterBook], Awaitable[None]], dict[str, Book]]:
-    """Return the hand-written equivalent: the same work, called directly."""
-    books: dict[str, Book] = {}
+class FloorTransaction:
+    """The least a transaction is: it holds the repository and must be committed."""
+
+    __slots__ = ("books", "committed")
+
+    def __init__(self, books: InMemoryBookRepository) -> None:
+        self.books = books
+        self.committed = False
+
+    async def __aenter__(self) -> FloorTransaction:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if not self.committed and exc_info[0] is None:
+            raise RuntimeError("the transaction was not committed")
+
+    async def commit(self) -> None:
+        self.committed = True
+
+
+def floor_runner(handlers: list[Callable[..., Awaitable[None]]], recording: bool) -> Runner:
+    """Return the hand-written equivalent: the same semantics, without the framework."""
+    repository = InMemoryBookRepository()
+    seen = repository.seen
+    if recording:
+        return recording_floor_runner(handlers, repository)
 
     async def run_one(command: RegisterBook) -> None:
-        book = Book(id=command.id, title=command.title, author=command.author)
-        book.messages.append(BookRegistered(id=command.id, title=command.title))
-        books[book.id] = book
-        messages = book.messages
-        while messages:
-            event = messages.pop(0)
-            for handler in handlers:
-                await handler(event, None)
-
-    return run_one, books
-
-
-def transaction_runner(
-    handlers: list[Callable[..., Awaitable[None]]],
-) -> tuple[Callable[[RegisterBook], Awaitable[None]], dict[str, Book]]:
-    """The floor inside a transaction of the unit of work: what opening and committing cost."""
-    uow = InMemoryUnitOfWork()
-    books = uow.books.books
-
-    async def run_one(command: RegisterBook) -> None:
-        async with uow as transaction:
-            book = Book(id=command.id, title=command.title, author=command.author)
-            book.messages.append(BookRegistered(id=command.id, title=command.title))
-            books[book.id] = book
-            messages = book.messages
-            while messages:
-                event = messages.pop(0)
-                for handler in handlers:
-                    await handler(event, transaction)
+        async with FloorTransaction(repository) as transaction:
+            await register_book(command, transaction)  # type: ignore[arg-type]
+            for book in seen:
+                for event in book.messages:
+                    for handler in handlers:
+                        await handler(event, transaction)
+                book.messages.clear()
+            seen.clear()
             await transaction.commit()
 
-    return run_one, books
+    return run_one, repository.books, lambda: 0
 
 
-def repository_runner(
-    handlers: list[Callable[..., Awaitable[None]]],
-) -> tuple[Callable[[RegisterBook], Awaitable[None]], dict[str, Book]]:
-    """Then the command handler stores the book through the transaction's repository.
+def recording_floor_runner(
+    handlers: list[Callable[..., Awaitable[None]]], repository: InMemoryBookRepository
+) -> Runner:
+    """The floor that also keeps, publishes and counts the messages, by hand."""
+    seen = repository.seen
+    stored: list[Any] = []
+    sent: list[Any] = []
+    serialize = MessageSerializer().serialize_message
+    metrics = MetricsStore(registry=CollectorRegistry())
+    started, in_progress = metrics.transactions_started_total, metrics.transactions_in_progress
+    committed = metrics.transactions_closed_total.labels(status="committed")
+    processed = {
+        cls: metrics.messages_processed_total.labels(
+            name=cls.model_fields["metadata"].default.name, version=1
+        )
+        for cls in (RegisterBook, event_class)
+    }
+    timer = metrics.command_processing_seconds.labels(name="register_book", version=1)
 
-    The events are taken by hand from the one repository's ``seen``, as a program
-    that knows its repositories would: finding them and collecting after every
-    handler is left to the bus, the next stage.
-    """
+    async def run_one(command: RegisterBook) -> None:
+        started.inc()
+        in_progress.inc()
+        published = []
+        async with FloorTransaction(repository) as transaction:
+            with timer.time():
+                processed[RegisterBook].inc()
+                await register_book(command, transaction)  # type: ignore[arg-type]
+                for book in seen:
+                    for event in book.messages:
+                        processed[type(event)].inc()
+                        for handler in handlers:
+                            await handler(event, transaction)
+                        stored.append(event)
+                        published.append(event)
+                    book.messages.clear()
+                seen.clear()
+                stored.append(command)
+            await transaction.commit()
+        committed.inc()
+        in_progress.dec()
+        for event in published:
+            sent.append(serialize(event))
+
+    return run_one, repository.books, lambda: len(stored) + len(sent)
+
+
+def transaction_runner(handlers: list[Callable[..., Awaitable[None]]], recording: bool) -> Runner:
+    """Our unit of work and transaction, with the events dispatched by hand: no bus."""
     uow = InMemoryUnitOfWork()
     seen = uow.books.seen
 
@@ -188,26 +287,23 @@ def repository_runner(
             seen.clear()
             await transaction.commit()
 
-    return run_one, uow.books.books
+    return run_one, uow.books.books, lambda: 0
 
 
-def harness_runner(
-    handlers: list[Callable[..., Awaitable[None]]],
-) -> tuple[Callable[[RegisterBook], Awaitable[None]], dict[str, Book]]:
+def harness_runner(handlers: list[Callable[..., Awaitable[None]]], recording: bool) -> Runner:
     """Do nothing per command: what the measuring loop itself costs, to subtract it."""
 
     async def run_one(command: RegisterBook) -> None:
         pass
 
-    return run_one, {}
+    return run_one, {}, lambda: 0
 
 
-RUNNERS = {
+RUNNERS: dict[str, Callable[[list[Callable[..., Awaitable[None]]], bool], Runner]] = {
     "harness": harness_runner,
     "bus": bus_runner,
     "floor": floor_runner,
     "transaction": transaction_runner,
-    "repository": repository_runner,
 }
 
 
@@ -245,8 +341,11 @@ async def drive(
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
+    global event_class
+    event_class = EVENTS[args.scenario]
     handlers, calls = make_event_handlers(FAN_OUT[args.scenario])
-    run_one, books = RUNNERS[args.implementation](handlers)
+    recording = args.scenario in RECORDING
+    run_one, books, recorded = RUNNERS[args.implementation](handlers, recording)
     await drive(run_one, "warmup-", args.warmup)
 
     gc.collect()
@@ -266,6 +365,11 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(
             f"{args.implementation} did not do the work: {len(books)} books stored and "
             f"event handler calls {sorted(set(calls))}, expected {expected} of each"
+        )
+    elif recording and args.implementation != "transaction" and recorded() != 3 * expected:
+        raise SystemExit(
+            f"{args.implementation} did not record the work: {recorded()} messages stored "
+            f"and sent, expected {3 * expected} (a command and an event stored, one sent)"
         )
     result: dict[str, Any] = {
         "implementation": args.implementation,

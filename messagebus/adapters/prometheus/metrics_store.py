@@ -90,6 +90,11 @@ class MetricsStore(AbstractMetricsStore):
             registry=registry,
             buckets=buckets,
         )
+        # The labelled children, by label values: `labels()` validates and locks on
+        # every call, a dict lookup does not. Exact, since a child never changes.
+        self._processed: dict[tuple[str, int], Any] = {}
+        self._timers: dict[tuple[str, int], Any] = {}
+        self._closed: dict[TransactionStatus, Any] = {}
 
     def __init__(self, **_: Any) -> None:
         """Everything is set up once per registry, in ``__new__``."""
@@ -105,21 +110,28 @@ class MetricsStore(AbstractMetricsStore):
 
     def inc_transaction_closed_count(self, status: TransactionStatus) -> None:
         """Count a closed transaction by its final status."""
-        self.transactions_closed_total.labels(status=status.name).inc()
+        child = self._closed.get(status)
+        if child is None:
+            child = self._closed[status] = self.transactions_closed_total.labels(status=status.name)
+        child.inc()
         self.transactions_in_progress.dec()
 
     def inc_messages_processed_total(self, msg_metadata: Metadata) -> None:
         """Count a processed message by name and schema version."""
-        self.messages_processed_total.labels(
-            name=msg_metadata.name, version=msg_metadata.schema_version
-        ).inc()
+        key = (msg_metadata.name, msg_metadata.schema_version)
+        child = self._processed.get(key)
+        if child is None:
+            child = self._processed[key] = self.messages_processed_total.labels(*key)
+        child.inc()
 
     def command_processing_timer(
         self, command: GenericCommand[Any]
     ) -> AbstractContextManager[None]:
         """Time the handling of ``command`` in the histogram."""
         metadata = command.metadata
-        timer: AbstractContextManager[None] = self.command_processing_seconds.labels(
-            name=metadata.name, version=metadata.schema_version
-        ).time()
+        key = (metadata.name, metadata.schema_version)
+        child = self._timers.get(key)
+        if child is None:
+            child = self._timers[key] = self.command_processing_seconds.labels(*key)
+        timer: AbstractContextManager[None] = child.time()
         return timer

@@ -46,6 +46,9 @@ class AsyncSinkholeEventstreamTransport(AsyncAbstractEventstreamTransport):
         """Drop the message."""
 
 
+_BASE_SEND_ENVELOPE = AsyncAbstractEventstreamTransport.send_envelope
+
+
 class AsyncEventstreamPublisher:
     """Serializes the published messages and sends them through a transport.
 
@@ -67,4 +70,9 @@ class AsyncEventstreamPublisher:
         if not message.metadata.published:
             return
         envelope = self.serializer.serialize_message(message)
-        await self.transport.send_envelope(envelope, stream=None)
+        transport = self.transport
+        if type(transport).send_envelope is _BASE_SEND_ENVELOPE:
+            # What the base send_envelope() would do, without its coroutine.
+            await transport.send_message_serialized(envelope)
+        else:
+            await transport.send_envelope(envelope, stream=None)

@@ -18,7 +18,12 @@ import venusian
 
 from messagebus.domain.model import Command, Event, GenericCommand, GenericEvent, Message
 from messagebus.service._async.dependency import AsyncDependency, AsyncMessageHook
-from messagebus.service._async.unit_of_work import AsyncUnitOfWorkTransaction, TAsyncUow
+from messagebus.service._async.unit_of_work import (
+    _REPOSITORIES,
+    AsyncUnitOfWorkTransaction,
+    TAsyncUow,
+    take_new_events,
+)
 from messagebus.service._types import TAsyncHandler
 from messagebus.service.errors import ConfigurationError, handler_name
 
@@ -143,7 +148,12 @@ class AsyncMessageBus(Generic[TAsyncUow]):
             dependencies = self._resolve(transaction, transient_dependencies)
         else:
             dependencies = _NO_DEPENDENCIES
-        with transaction.uow.metrics_store.command_processing_timer(command):
+        uow = transaction.uow
+        metrics = uow.metrics_store
+        timer = metrics.command_processing_timer(command) if transaction._times else None
+        if timer is None:
+            return await self._dispatch(hooks, command, transaction, dependencies)
+        with timer:
             return await self._dispatch(hooks, command, transaction, dependencies)
 
     async def _dispatch(
@@ -155,8 +165,9 @@ class AsyncMessageBus(Generic[TAsyncUow]):
     ) -> Any:
         uow = transaction.uow
         store = uow.messagestore.add
-        count = uow.metrics_store.inc_messages_processed_total
-        new_events = transaction.new_events
+        count = uow.metrics_store.inc_messages_processed_total if transaction._counts else None
+        collects = transaction._collects
+        members = uow.__dict__
         result = None
         queue: list[Message[Any]] = [command]
         index = 0
@@ -167,7 +178,8 @@ class AsyncMessageBus(Generic[TAsyncUow]):
             if index:
                 hooks = self.events_registry.get(type(message)) or self._command_hooks(message)
             index += 1
-            count(message.metadata)
+            if count is not None:
+                count(message.metadata)
             for message_hook in hooks:
                 if message_hook.plain:
                     returned = await message_hook.callback(message, transaction)
@@ -175,9 +187,16 @@ class AsyncMessageBus(Generic[TAsyncUow]):
                     returned = await message_hook(message, transaction, dependencies)
                 if message is command:
                     result = returned
-                events = new_events()
-                if events:
-                    queue.extend(events)
+                # After each handler, the events of the models the repositories saw.
+                if collects:
+                    queue.extend(uow.collect_new_events())
+                    continue
+                # The repositories are read again: a handler may have set one.
+                repositories = (members.get(_REPOSITORIES) or uow._repositories()).all
+                for repository in repositories:
+                    if repository.seen:  # most handlers raise nothing: look first
+                        queue.extend(take_new_events(repositories))
+                        break
             await store(message)
         return result
 

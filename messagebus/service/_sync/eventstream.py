@@ -47,6 +47,9 @@ class SyncSinkholeEventstreamTransport(SyncAbstractEventstreamTransport):
         """Drop the message."""
 
 
+_BASE_SEND_ENVELOPE = SyncAbstractEventstreamTransport.send_envelope
+
+
 class SyncEventstreamPublisher:
     """Serializes the published messages and sends them through a transport.
 
@@ -68,4 +71,9 @@ class SyncEventstreamPublisher:
         if not message.metadata.published:
             return
         envelope = self.serializer.serialize_message(message)
-        self.transport.send_envelope(envelope, stream=None)
+        transport = self.transport
+        if type(transport).send_envelope is _BASE_SEND_ENVELOPE:
+            # What the base send_envelope() would do, without its coroutine.
+            transport.send_message_serialized(envelope)
+        else:
+            transport.send_envelope(envelope, stream=None)

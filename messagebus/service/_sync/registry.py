@@ -19,7 +19,12 @@ import venusian
 
 from messagebus.domain.model import Command, Event, GenericCommand, GenericEvent, Message
 from messagebus.service._sync.dependency import SyncDependency, SyncMessageHook
-from messagebus.service._sync.unit_of_work import SyncUnitOfWorkTransaction, TSyncUow
+from messagebus.service._sync.unit_of_work import (
+    _REPOSITORIES,
+    SyncUnitOfWorkTransaction,
+    TSyncUow,
+    take_new_events,
+)
 from messagebus.service._types import TSyncHandler
 from messagebus.service.errors import ConfigurationError, handler_name
 
@@ -144,7 +149,12 @@ class SyncMessageBus(Generic[TSyncUow]):
             dependencies = self._resolve(transaction, transient_dependencies)
         else:
             dependencies = _NO_DEPENDENCIES
-        with transaction.uow.metrics_store.command_processing_timer(command):
+        uow = transaction.uow
+        metrics = uow.metrics_store
+        timer = metrics.command_processing_timer(command) if transaction._times else None
+        if timer is None:
+            return self._dispatch(hooks, command, transaction, dependencies)
+        with timer:
             return self._dispatch(hooks, command, transaction, dependencies)
 
     def _dispatch(
@@ -156,8 +166,9 @@ class SyncMessageBus(Generic[TSyncUow]):
     ) -> Any:
         uow = transaction.uow
         store = uow.messagestore.add
-        count = uow.metrics_store.inc_messages_processed_total
-        new_events = transaction.new_events
+        count = uow.metrics_store.inc_messages_processed_total if transaction._counts else None
+        collects = transaction._collects
+        members = uow.__dict__
         result = None
         queue: list[Message[Any]] = [command]
         index = 0
@@ -168,7 +179,8 @@ class SyncMessageBus(Generic[TSyncUow]):
             if index:
                 hooks = self.events_registry.get(type(message)) or self._command_hooks(message)
             index += 1
-            count(message.metadata)
+            if count is not None:
+                count(message.metadata)
             for message_hook in hooks:
                 if message_hook.plain:
                     returned = message_hook.callback(message, transaction)
@@ -176,9 +188,16 @@ class SyncMessageBus(Generic[TSyncUow]):
                     returned = message_hook(message, transaction, dependencies)
                 if message is command:
                     result = returned
-                events = new_events()
-                if events:
-                    queue.extend(events)
+                # After each handler, the events of the models the repositories saw.
+                if collects:
+                    queue.extend(uow.collect_new_events())
+                    continue
+                # The repositories are read again: a handler may have set one.
+                repositories = (members.get(_REPOSITORIES) or uow._repositories()).all
+                for repository in repositories:
+                    if repository.seen:  # most handlers raise nothing: look first
+                        queue.extend(take_new_events(repositories))
+                        break
             store(message)
         return result
 

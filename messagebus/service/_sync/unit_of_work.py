@@ -63,9 +63,27 @@ _rolledback = TransactionStatus.rolledback
 _closed = TransactionStatus.closed
 
 _SHARED_METRICS = SinkholeMetricsStore()
-# The repositories found among the attributes of a unit of work, kept in its __dict__
-# until an attribute that is, or was, a repository is set or deleted.
+# The repositories of a unit of work (see _Repositories), kept in its __dict__ until an
+# attribute that is, or was, a repository is set or deleted.
 _REPOSITORIES = "_messagebus_repositories"
+
+
+class _Repositories:
+    """The repositories among the attributes of a unit of work, as the bus reads them."""
+
+    __slots__ = ("all", "by_name", "for_transaction")
+
+    def __init__(self, members: dict[str, Any]) -> None:
+        self.by_name = {
+            name: member
+            for name, member in members.items()
+            if isinstance(member, SyncAbstractRepository)
+        }
+        self.all: tuple[SyncAbstractRepository[Any], ...] = tuple(self.by_name.values())
+        # Those a transaction takes as attributes of its own (see _OWN_NAMES).
+        self.for_transaction = {
+            name: repository for name, repository in self.by_name.items() if name not in _OWN_NAMES
+        }
 
 
 class SyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TSyncMessageStore, TMetricsStore]):
@@ -78,8 +96,8 @@ class SyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TSyncMessageStore, 
     ``metrics_store`` to count transactions and messages.
 
     In a handler, ``transaction.uow`` is the unit of work with its declared type, so
-    ``transaction.uow.books`` is checked by mypy; ``transaction.books`` works too, as
-    in 0.16, but is typed ``Any``.
+    ``transaction.uow.books`` is checked by mypy; ``transaction.books`` is the same
+    repository (the 0.16 way), typed ``Any``.
     """
 
     messagestore: TSyncMessageStore = PerInstance(  # type: ignore[assignment]
@@ -92,34 +110,37 @@ class SyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TSyncMessageStore, 
 
     def __setattr__(self, name: str, value: Any) -> None:
         members = self.__dict__
-        if _REPOSITORIES in members and (
-            isinstance(value, SyncAbstractRepository)
-            or isinstance(members.get(name), SyncAbstractRepository)
+        if isinstance(value, SyncAbstractRepository) or isinstance(
+            members.get(name), SyncAbstractRepository
         ):
-            del members[_REPOSITORIES]  # looked for again when next needed
+            members.pop(_REPOSITORIES, None)  # looked for again when next needed
+            transaction: SyncUnitOfWorkTransaction[Any] | None = members.get("_transaction")
+            if transaction is not None and transaction.status is not _closed:
+                transaction._repository_set(name, value)
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
-        self.__dict__.pop(_REPOSITORIES, None)
+        members = self.__dict__
+        members.pop(_REPOSITORIES, None)
+        transaction: SyncUnitOfWorkTransaction[Any] | None = members.get("_transaction")
+        if transaction is not None and transaction.status is not _closed:
+            transaction._repository_set(name, None)
         object.__delattr__(self, name)
 
     def collect_new_events(self) -> Iterator[Message[Any]]:
         """Yield, and forget, the events raised by the models in the repositories' ``seen``."""
-        yield from take_new_events(self._repositories())
+        yield from take_new_events(self._repositories().all)
 
-    def _repositories(self) -> tuple[SyncAbstractRepository[Any], ...]:
+    def _repositories(self) -> _Repositories:
         """Return the repositories among the attributes of the unit of work.
 
         They are looked for once and kept until an attribute that is, or was, a
         repository is set or deleted (see ``__setattr__``), so the answer is exact.
         """
         members = self.__dict__
-        found: tuple[SyncAbstractRepository[Any], ...] | None = members.get(_REPOSITORIES)
+        found: _Repositories | None = members.get(_REPOSITORIES)
         if found is None:
-            found = tuple(
-                member for member in members.values() if isinstance(member, SyncAbstractRepository)
-            )
-            members[_REPOSITORIES] = found
+            found = members[_REPOSITORIES] = _Repositories(members)
         return found
 
     def __enter__(self) -> SyncUnitOfWorkTransaction[Self]:
@@ -142,7 +163,11 @@ class SyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TSyncMessageStore, 
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._transaction._end(exc)
+        transaction = self._transaction
+        if exc is None and transaction.status is _committed and not transaction._detached:
+            transaction._close()  # the usual way out
+        else:
+            transaction._end(exc)
 
     @abc.abstractmethod
     def commit(self) -> None:
@@ -166,6 +191,9 @@ class SyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TSyncMessageStore, 
 
 _BASE_RELEASE = SyncAbstractUnitOfWork.release
 _BASE_COLLECT = SyncAbstractUnitOfWork.collect_new_events
+_BASE_PUBLISH = SyncAbstractMessageStoreRepository.publish_eventstream
+_NULL_TIMER = SinkholeMetricsStore.command_processing_timer
+_NULL_COUNT = SinkholeMetricsStore.inc_messages_processed_total
 
 
 def take_new_events(repositories: Iterable[SyncAbstractRepository[Any]]) -> list[Message[Any]]:
@@ -183,6 +211,15 @@ def take_new_events(repositories: Iterable[SyncAbstractRepository[Any]]) -> list
     return events
 
 
+def discard_seen(repositories: Iterable[SyncAbstractRepository[Any]]) -> None:
+    """Forget the models in the ``seen`` of ``repositories`` and the events they raised."""
+    for repository in repositories:
+        seen = repository.seen
+        for model in seen:
+            model.messages.clear()
+        seen.clear()
+
+
 TSyncUow = TypeVar("TSyncUow", bound=SyncAbstractUnitOfWork[Any, Any, Any])
 """The type of a unit of work."""
 
@@ -191,8 +228,9 @@ class SyncUnitOfWorkTransaction(Generic[TSyncUow]):
     """A transaction of a unit of work, what ``with uow`` returns.
 
     The unit of work is :attr:`uow`, with its own type: ``transaction.uow.books`` is
-    the ``books`` repository, checked by mypy. ``transaction.books`` reaches it too (the
-    0.16 way), typed ``Any``. End the transaction with :meth:`commit` or
+    the ``books`` repository, checked by mypy. ``transaction.books`` is the same
+    repository (the 0.16 way), typed ``Any``; the other attributes of the unit of work
+    are reached that way too. End the transaction with :meth:`commit` or
     :meth:`rollback`; for a streaming response, :meth:`detach` it from the block and
     :meth:`close` it when the stream ends.
     """
@@ -207,21 +245,41 @@ class SyncUnitOfWorkTransaction(Generic[TSyncUow]):
         self.status = _running
         self._detached = False
         self._hooks: list[SyncDependency] = []
-        # What depends on how the unit of work is configured is decided here, once per
-        # transaction. Each saves a call the base class would make for nothing:
-        # - collecting the events of the repositories' `seen` directly, not through a
-        #   generator, after each handler (`collect_new_events` not overridden);
-        # - awaiting a `release` that does nothing, when the transaction closes.
+        # How the unit of work is set up is read here, once per transaction, and
+        # nowhere else. Each answer spares a call that would do nothing:
+        # - an override of collect_new_events() is called after each handler, else the
+        #   bus reads the repositories' `seen` itself (no generator per handler);
         cls = type(uow)
         self._collects = cls.collect_new_events is not _BASE_COLLECT
+        # - release() is called on close only when overridden;
         self._releases = cls.release is not _BASE_RELEASE
+        # - the command is timed, and its messages counted, only by a metrics store
+        #   that overrides the timer, and the counter;
+        metrics = type(uow.metrics_store)
+        self._times = metrics.command_processing_timer is not _NULL_TIMER
+        self._counts = metrics.inc_messages_processed_total is not _NULL_COUNT
+        # - an empty buffer is published only by a store that overrides publishing.
+        self._publishes = type(uow.messagestore).publish_eventstream is not _BASE_PUBLISH
+        # The repositories are attributes of the transaction too, kept in step by the
+        # unit of work's __setattr__: `transaction.books` costs no __getattr__ call.
+        found = uow.__dict__.get(_REPOSITORIES) or uow._repositories()
+        self.__dict__.update(found.for_transaction)
 
     def __getattr__(self, name: str) -> Any:
-        # Only called for names the transaction lacks: the unit of work's repositories.
+        # Only called for names the transaction lacks: the unit of work's attributes.
         return getattr(self.uow, name)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {type(self.uow).__name__} {self.status.value}>"
+
+    def _repository_set(self, name: str, repository: object) -> None:
+        """Follow a repository attribute of the unit of work set, replaced or deleted."""
+        if name in _OWN_NAMES:
+            return
+        if isinstance(repository, SyncAbstractRepository):
+            self.__dict__[name] = repository
+        else:
+            self.__dict__.pop(name, None)  # __getattr__ finds what the unit of work has
 
     @property
     def messagestore(self) -> SyncAbstractMessageStoreRepository:
@@ -237,20 +295,6 @@ class SyncUnitOfWorkTransaction(Generic[TSyncUow]):
         """Tell ``listener`` how the transaction ends; return it."""
         self._hooks.append(listener)
         return listener
-
-    def new_events(self) -> list[Message[Any]]:
-        """Take, and forget, the events raised by the models the repositories saw.
-
-        The bus calls it after each handler; it calls the unit of work's
-        ``collect_new_events`` when a subclass overrides it.
-        """
-        if self._collects:
-            return list(self.uow.collect_new_events())
-        repositories = self.uow._repositories()
-        for repository in repositories:
-            if repository.seen:  # most handlers raise nothing: look before collecting
-                return take_new_events(repositories)
-        return []
 
     def commit(self) -> None:
         """Commit the transaction; raise :class:`TransactionError` if it is over."""
@@ -283,7 +327,7 @@ class SyncUnitOfWorkTransaction(Generic[TSyncUow]):
         """Roll back; every way a transaction ends without a commit goes through here."""
         uow = self.uow
         uow.messagestore.discard_eventstream()
-        discard_seen(uow._repositories())
+        discard_seen(uow._repositories().all)
         try:
             uow.rollback()
         finally:
@@ -316,51 +360,57 @@ class SyncUnitOfWorkTransaction(Generic[TSyncUow]):
 
     def _end(self, exc: BaseException | None) -> None:
         """End the ``with`` block, ``exc`` being what it raised, if anything."""
-        if exc is None:
-            if self.status is _committed and not self._detached:
-                self._close()  # the usual way out
-                return
-            if self._detached:
-                return
-            if self.status is _running:
-                try:
-                    self._rollback()
-                finally:
-                    self._close()
-                raise TransactionError(
-                    "The transaction was neither committed nor rolled back: call "
-                    "`transaction.commit()` or `transaction.rollback()` "
-                    "before the end of the block. It has been rolled back."
-                )
-            if self.status is not _closed:
+        if exc is not None:
+            self.uow.metrics_store.inc_transaction_failed()
+        elif self._detached:
+            return  # close() ends it
+        elif self.status is _running:
+            try:
+                self._rollback()
+            finally:
                 self._close()
-            return
-        self.uow.metrics_store.inc_transaction_failed()
+            raise TransactionError(
+                "The transaction was neither committed nor rolled back: call "
+                "`transaction.commit()` or `transaction.rollback()` "
+                "before the end of the block. It has been rolled back."
+            )
         try:
-            if self.status is _running or self.status is _streaming:
+            if exc is not None and (self.status is _running or self.status is _streaming):
                 self._rollback()
         finally:
             if self.status is not _closed:
                 self._close()
 
     def _close(self) -> None:
-        """Close the transaction; the only place that does, however it ended."""
+        """Close the transaction: the one place that does, however it ended."""
         status = self.status
         self.status = _closed
         uow = self.uow
         uow.metrics_store.inc_transaction_closed_count(status)
+        publish = status is _committed and (self._publishes or bool(uow.messagestore.stream_buffer))
+        if self._releases or publish:
+            self._release_then_publish(publish)
+
+    def _release_then_publish(self, publish: bool) -> None:
         try:
             if self._releases:
-                uow.release()
+                self.uow.release()
         finally:
-            if status is _committed:
-                uow.messagestore.publish_eventstream()
+            if publish:
+                self.uow.messagestore.publish_eventstream()
 
 
-def discard_seen(repositories: Iterable[SyncAbstractRepository[Any]]) -> None:
-    """Forget the models in the ``seen`` of ``repositories`` and the events they raised."""
-    for repository in repositories:
-        seen = repository.seen
-        for model in seen:
-            model.messages.clear()
-        seen.clear()
+# The names of the transaction itself: a repository of the same name stays behind
+# __getattr__ (`transaction.status` is the transaction's status, whatever the unit of
+# work holds).
+_OWN_NAMES = frozenset(dir(SyncUnitOfWorkTransaction)) | {
+    "uow",
+    "status",
+    "_detached",
+    "_hooks",
+    "_collects",
+    "_releases",
+    "_times",
+    "_counts",
+    "_publishes",
+}
