@@ -1,0 +1,117 @@
+"""What the hot path decides once per transaction, tested one override at a time.
+
+The bus skips what does nothing by default (the null metrics store's timer and counter,
+publishing an empty buffer); a user's store that overrides just one of them must still
+be called. The repositories are attributes of the transaction, kept in step with the
+unit of work.
+"""
+
+from typing import Any
+
+import pytest
+
+from messagebus import (
+    AsyncMessageBus,
+    AsyncSinkholeMessageStoreRepository,
+    SinkholeMetricsStore,
+)
+from tests.unit._async.fakes import AsyncInMemoryBookRepository, AsyncInMemoryUnitOfWork
+from tests.unit._async.handlers import books
+from tests.unit.model import RegisterBook
+
+
+class CountingOnly(SinkholeMetricsStore):
+    def __init__(self) -> None:
+        self.counted: list[str] = []
+
+    def inc_messages_processed_total(self, msg_metadata: Any) -> None:
+        self.counted.append(msg_metadata.name)
+
+
+class TimingOnly(SinkholeMetricsStore):
+    def __init__(self) -> None:
+        self.timed: list[str] = []
+
+    def command_processing_timer(self, command: Any) -> Any:
+        self.timed.append(command.metadata.name)
+        return super().command_processing_timer(command)
+
+
+class AlwaysPublishing(AsyncSinkholeMessageStoreRepository):
+    def __init__(self) -> None:
+        super().__init__()
+        self.published = 0
+
+    async def publish_eventstream(self) -> None:
+        self.published += 1
+        await super().publish_eventstream()
+
+
+def bus() -> AsyncMessageBus[AsyncInMemoryUnitOfWork]:
+    found: AsyncMessageBus[AsyncInMemoryUnitOfWork] = AsyncMessageBus()
+    found.scan("tests.unit._async.handlers")
+    return found
+
+
+async def register(uow: AsyncInMemoryUnitOfWork, book_id: str = "1") -> None:
+    async with uow as transaction:
+        await bus().handle(RegisterBook(id=book_id, title="Dune"), transaction)
+        await transaction.commit()
+
+
+async def test_a_store_that_only_counts_messages_counts_them() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    uow.metrics_store = counting = CountingOnly()
+    await register(uow)
+    assert ["register_book", "book_registered"] == counting.counted
+
+
+async def test_a_store_that_only_times_commands_times_them() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    uow.metrics_store = timing = TimingOnly()
+    await register(uow)
+    assert ["register_book"] == timing.timed
+
+
+async def test_a_metrics_store_set_between_transactions_is_used() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    await register(uow, "1")
+    uow.metrics_store = counting = CountingOnly()
+    await register(uow, "2")
+    assert ["register_book", "book_registered"] == counting.counted
+
+
+async def test_an_overridden_publish_is_called_even_with_nothing_to_publish() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    uow.messagestore = store = AlwaysPublishing()
+    async with uow as transaction:
+        await transaction.commit()
+    assert 1 == store.published
+
+
+async def test_the_transaction_follows_a_repository_replaced_during_it(
+    uow: AsyncInMemoryUnitOfWork,
+) -> None:
+    async with uow as transaction:
+        first = transaction.books
+        uow.books = AsyncInMemoryBookRepository()
+        assert uow.books is transaction.books is not first
+        del uow.books
+        with pytest.raises(AttributeError):
+            transaction.books  # noqa: B018 - the attribute is gone
+        uow.books = first
+        assert first is transaction.books
+        await transaction.rollback()
+
+
+async def test_a_repository_named_like_a_transaction_attribute_does_not_hide_it(
+    uow: AsyncInMemoryUnitOfWork,
+) -> None:
+    uow.status = AsyncInMemoryBookRepository()  # a poor name, but a repository
+    uow.commit_log = AsyncInMemoryBookRepository()
+    async with uow as transaction:
+        assert transaction.status.value == "running"
+        assert transaction.commit_log is uow.commit_log
+        assert uow.status in uow._repositories().all  # still part of the unit of work
+        await transaction.commit()
+    assert books.calls == []
