@@ -98,7 +98,7 @@ async def test_the_transaction_follows_a_repository_replaced_during_it(
         assert uow.books is transaction.books is not first
         del uow.books
         with pytest.raises(AttributeError):
-            transaction.books  # noqa: B018 - the attribute is gone
+            transaction.books
         uow.books = first
         assert first is transaction.books
         await transaction.rollback()

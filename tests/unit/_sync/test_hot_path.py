@@ -99,7 +99,7 @@ def test_the_transaction_follows_a_repository_replaced_during_it(
         assert uow.books is transaction.books is not first
         del uow.books
         with pytest.raises(AttributeError):
-            transaction.books  # noqa: B018 - the attribute is gone
+            transaction.books
         uow.books = first
         assert first is transaction.books
         transaction.rollback()
