@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import nox
@@ -72,10 +74,35 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the documentation site; a warning or a broken reference fails the build."""
+    """Build the documentation site; a warning or a broken reference fails the build.
+
+    ``nox -s docs -- --serve`` builds it the same way, serves it on http://127.0.0.1:8000,
+    and rebuilds it whenever a page, a diagram or a docstring changes (sphinx-autobuild).
+    """
     install(session, "docs", extras="prometheus,sqlalchemy")
-    session.run(
-        "sphinx-build", "-n", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html"
+    require_graphviz(session)
+    build = ["-n", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html"]
+    if "--serve" in session.posargs:
+        # The pages read the docstrings of the package and the chapters through a link.
+        watch = ["--watch", "messagebus", "--watch", "cookbook", "--ignore", "*/_build/*"]
+        session.run("sphinx-autobuild", *build, *watch, "--port", "8000")
+    else:
+        session.run("sphinx-build", *build)
+
+
+def require_graphviz(session: nox.Session) -> None:
+    """Make sure Graphviz's ``dot``, which draws the diagrams of the site, is installed."""
+    if shutil.which("dot"):
+        return
+    # A CI machine or a container runs as root with apt: install it as a documentation host
+    # does (.readthedocs.yaml lists it too).
+    if shutil.which("apt-get") and getattr(os, "geteuid", lambda: -1)() == 0:
+        session.run("apt-get", "update", "-qq", external=True)
+        session.run("apt-get", "install", "-y", "-qq", "graphviz", external=True)
+        return
+    session.error(
+        "The diagrams need Graphviz's `dot` program: install the graphviz package "
+        "(apt-get install graphviz, dnf install graphviz, brew install graphviz), then retry"
     )
 
 
@@ -91,16 +118,24 @@ def export(session: nox.Session) -> None:
     """Write the application the cookbook builds to a folder: ``nox -s export -- DIR``."""
     if not session.posargs:
         session.error("Name the folder to write to: nox -s export -- DIR")
-    install(session, "test", extras="sqlalchemy")
+    session.install(*nox.project.dependency_groups(PYPROJECT, "export"))
     session.run("python", "cookbook/export.py", *session.posargs)
 
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """Run the application the cookbook builds, end to end on SQLite, and print what happened."""
-    install(session, "test", extras="sqlalchemy")
-    app = Path(session.create_tmp()) / "reading-club"
+    """Run the application the cookbook builds, end to end on SQLite, and print what happened.
+
+    The application runs in a virtualenv of its own, as a reader's would, with nothing but
+    messagebus and its ``sqlalchemy`` extra; this session's own only reads the chapters.
+    """
+    session.install(*nox.project.dependency_groups(PYPROJECT, "export"))
+    app = Path(session.create_tmp()).resolve() / "reading-club"
     shutil.rmtree(app, ignore_errors=True)  # no file left over from an older cookbook
     session.run("python", "cookbook/export.py", str(app), silent=True)
+    session.run("python", "-m", "venv", str(app / ".venv"), silent=True)
+    python = str(app / ".venv" / ("Scripts" if sys.platform == "win32" else "bin") / "python")
+    pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    session.run(*pip, f"{ROOT}[sqlalchemy]", external=True, silent=True)
     session.chdir(app)
-    session.run("python", "-m", "reading_club.demo")
+    session.run(python, "-m", "reading_club.demo", external=True)

@@ -15,10 +15,11 @@ import sys
 import tomllib
 from pathlib import Path
 
-if not __package__:  # run as a script: make the cookbook package importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+COOKBOOK = Path(__file__).resolve().parent
+# Run as a script, this folder is on sys.path, not the repository's root where docs_testing is.
+sys.path.insert(0, str(COOKBOOK.parent))
 
-from cookbook.conftest import chapters, files_of
+from docs_testing import chapters, files_of  # noqa: E402
 
 
 def export(destination: Path) -> list[str]:
@@ -27,7 +28,7 @@ def export(destination: Path) -> list[str]:
     A file shown in several chapters is written as the last chapter shows it.
     """
     files: dict[str, str] = {}
-    for chapter in chapters():
+    for chapter in chapters(COOKBOOK):
         files.update(files_of(chapter))
     for relative_path, text in files.items():
         path = destination / relative_path

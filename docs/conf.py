@@ -30,8 +30,13 @@ version = ".".join(release.split(".")[:2])
 extensions = [
     "myst_parser",
     "sphinx.ext.autodoc",
+    "sphinx.ext.graphviz",
     "sphinx.ext.viewcode",
 ]
+
+# The diagrams are Graphviz sources beside the pages (docs/diagrams/*.dot), drawn as SVG at
+# build time by the `dot` program: no network, no JavaScript.
+graphviz_output_format = "svg"
 
 source_suffix = {".md": "markdown"}
 root_doc = "index"

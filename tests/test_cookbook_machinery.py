@@ -1,7 +1,8 @@
-"""The machinery that runs the cookbook can fail, and the application it builds works.
+"""The machinery that runs the docs can fail, and the application the cookbook builds works.
 
 Each test writes throwaway chapters next to a copy of ``cookbook/conftest.py`` and runs
-pytest on them in a fresh interpreter, as a contributor would run the real cookbook.
+pytest on them in a fresh interpreter, as a contributor would run the real cookbook; the
+conftest imports ``docs_testing`` from the root of the repository.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ hello
 
 def run_pytest(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args],
         cwd=folder,
@@ -145,6 +147,8 @@ def test_a_chapter_run_alone_starts_from_the_files_of_the_earlier_ones(cookbook:
         """\
         ```python
         from club.greeting import WORD
+
+        assert "hello" == WORD
         ```
 
         ```{code-block} python
@@ -153,10 +157,15 @@ def test_a_chapter_run_alone_starts_from_the_files_of_the_earlier_ones(cookbook:
         WORD = "goodbye"
         ```
 
+        <!-- invisible-code-block: python
+        project.restart(globals())
+        -->
+
         ```python
         from club.greeting import WORD as NEW_WORD
 
-        assert (WORD, NEW_WORD) == ("hello", "goodbye")
+        assert "goodbye" == NEW_WORD
+        assert "WORD" not in globals()  # a new console starts with no names
         ```
         """,
     )
@@ -164,7 +173,7 @@ def test_a_chapter_run_alone_starts_from_the_files_of_the_earlier_ones(cookbook:
     result = run_pytest(cookbook, "02-more.md")
 
     assert 0 == result.returncode, result.stdout
-    assert "3 passed" in result.stdout
+    assert "4 passed" in result.stdout
 
 
 def test_a_chapter_does_not_see_the_modules_of_another(cookbook: Path) -> None:
@@ -184,6 +193,107 @@ def test_a_chapter_does_not_see_the_modules_of_another(cookbook: Path) -> None:
     result = run_pytest(cookbook)
 
     assert 0 == result.returncode, result.stdout
+
+
+def test_a_module_changed_after_its_import_needs_a_new_console(cookbook: Path) -> None:
+    write_chapter(cookbook, "01-file.md", FILE_CHAPTER)
+    changed = """\
+        ```python
+        import club.greeting
+        ```
+
+        ```{code-block} python
+        :caption: club/greeting.py
+
+        WORD = "goodbye"
+        ```
+
+        RESTART
+        ```python
+        from club.greeting import WORD
+
+        assert "goodbye" == WORD
+        ```
+        """
+    write_chapter(cookbook, "02-change.md", changed.replace("RESTART", ""))
+
+    result = run_pytest(cookbook)
+
+    assert 1 == result.returncode
+    assert "club.greeting changed after the console imported it" in result.stdout
+
+    restart = "<!-- invisible-code-block: python\n        project.restart(globals())\n        -->"
+    write_chapter(cookbook, "02-change.md", changed.replace("RESTART", restart))
+    result = run_pytest(cookbook)
+
+    assert 0 == result.returncode, result.stdout
+
+
+def test_a_block_that_cannot_be_pasted_into_the_console_fails(cookbook: Path) -> None:
+    write_chapter(
+        cookbook,
+        "01-class.md",
+        """\
+        ```python
+        class Shelf:
+            size = 3
+
+            def count(self):
+                return self.size
+        ```
+        """,
+    )
+
+    result = run_pytest(cookbook)
+
+    assert 1 == result.returncode
+    assert "fails when pasted into the console: line 4, unexpected indent" in result.stdout
+
+
+def test_a_console_command_runs_and_its_output_is_checked(cookbook: Path) -> None:
+    command = """\
+        ```{code-block} console
+        $ python -c "print('from a command')"
+        ```
+
+        ```{code-block} text
+        :caption: Output
+
+        SHOWN
+        ```
+        """
+    write_chapter(cookbook, "01-command.md", command.replace("SHOWN", "from a ..."))
+    assert 0 == run_pytest(cookbook).returncode, run_pytest(cookbook).stdout
+
+    write_chapter(cookbook, "01-command.md", command.replace("SHOWN", "from another"))
+    result = run_pytest(cookbook)
+
+    assert 1 == result.returncode
+    assert "+from a command" in result.stdout
+
+
+def test_a_warning_logged_with_nothing_configured_is_printed(cookbook: Path) -> None:
+    write_chapter(
+        cookbook,
+        "01-log.md",
+        """\
+        ```python
+        import logging
+
+        logging.getLogger("club").warning("the broker is down")
+        ```
+
+        ```{code-block} text
+        :caption: Output
+
+        ```
+        """,
+    )
+
+    result = run_pytest(cookbook)
+
+    assert 1 == result.returncode
+    assert "+the broker is down" in result.stdout
 
 
 def test_the_exported_application_passes_its_own_tests(tmp_path: Path) -> None:
@@ -239,3 +349,37 @@ def test_the_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "last error: ConnectionError: the broker is down" in demo.stdout
     assert "Event stream: 5 messages received by the broker" in demo.stdout
     assert "" == demo.stderr
+
+
+def test_a_page_that_scans_itself_fails_as_in_the_console(tmp_path: Path) -> None:
+    shutil.copy(ROOT / "conftest.py", tmp_path / "conftest.py")
+    (tmp_path / "messagebus").mkdir()
+    (tmp_path / "docs").mkdir()
+    page = """\
+        ```python
+        from messagebus import AsyncMessageBus, Command, Metadata, async_listen
+
+        class Hello(Command):
+            metadata: Metadata = Metadata(name="hello", schema_version=1)
+
+        @async_listen
+        async def hello(command: Hello, transaction) -> None:
+            pass
+
+        bus = AsyncMessageBus()
+        REGISTER
+        assert Hello in bus.commands_registry
+        ```
+        """
+    write_chapter(tmp_path / "docs", "page.md", page.replace("REGISTER", "bus.scan(__name__)"))
+
+    result = run_pytest(tmp_path)
+
+    assert 1 == result.returncode
+    assert "1 failed" in result.stdout  # scan() found nothing, or said so
+
+    register = "bus.add_listener(Hello, hello)"
+    write_chapter(tmp_path / "docs", "page.md", page.replace("REGISTER", register))
+    result = run_pytest(tmp_path)
+
+    assert 0 == result.returncode, result.stdout
