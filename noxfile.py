@@ -48,11 +48,19 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """Run mypy --strict on the package and the typed usage files; check it refuses mistakes."""
-    install(session, "typecheck", extras="prometheus,postgresql")
+    """Run mypy --strict on the package, the typed usage files and the cookbook's app.
+
+    Then check that mypy refuses the mistakes of ``typing_tests/*/must_fail``.
+    """
+    install(session, "typecheck", "export", extras="prometheus,postgresql")
     session.run("mypy")
     session.run("mypy", "--strict", "typing_tests", "--exclude", "must_fail")
     session.run("python", "scripts/check_must_fail.py")
+    app = Path(session.create_tmp()) / "reading-club"
+    shutil.rmtree(app, ignore_errors=True)
+    session.run("python", "cookbook/export.py", str(app), silent=True)
+    with session.chdir(app):
+        session.run("mypy", "--strict", "reading_club")
 
 
 @nox.session
