@@ -11,6 +11,7 @@ import importlib
 import inspect
 import sys
 import typing
+import warnings
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, Generic
@@ -222,9 +223,17 @@ class SyncMessageBus(Generic[TSyncUow]):
 
         Each name is a module or a package, scanned with its subpackages; a
         relative name (``".handlers"``) is resolved against the caller's package.
+        A scan that registers no handler warns (:class:`UserWarning`), naming what
+        it scanned: a handler defined in ``python -m asyncio`` or in a script run as
+        ``__main__`` is not found by ``scan(__name__)``; register it with
+        :meth:`add_listener`, or put it in a module of its own.
 
         :param stack_depth: how many frames up the caller is, for relative names.
+
+        .. versionchanged:: 0.17
+           Warns when nothing was registered.
         """
+        before = self._registered()
         caller = sys._getframe(stack_depth).f_globals
         package = caller.get("__package__") or caller.get("__name__")
         scanner = venusian.Scanner(**{_CATEGORY: self})
@@ -239,6 +248,18 @@ class SyncMessageBus(Generic[TSyncUow]):
             else:
                 module = importlib.import_module(mod, package)
             scanner.scan(module, categories=(_CATEGORY,))
+        if self._registered() == before:
+            names = ", ".join(repr(getattr(mod, "__name__", mod)) for mod in mods)
+            warnings.warn(
+                f"bus.scan({names}) registered no handler: decorate the handlers with "
+                f"@sync_listen in the scanned modules; in `python -m asyncio` or a script "
+                f"run as __main__, scan() finds none, so call bus.add_listener() instead",
+                stacklevel=stack_depth + 1,
+            )
+
+    def _registered(self) -> int:
+        """Return how many handlers are registered, of commands and events."""
+        return len(self.commands_registry) + sum(map(len, self.events_registry.values()))
 
 
 def _make_hook(callback: Callable[..., Any]) -> SyncMessageHook:

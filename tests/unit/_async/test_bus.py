@@ -302,3 +302,16 @@ async def test_an_event_without_handlers_is_stored_and_nothing_else(
         await bus.handle(BookRegistered(id="1", title="Dune"), transaction)
         await transaction.commit()
     assert uow.expect_stored([BookRegistered(id="1", title="Dune")]) == uow.stored()
+
+
+def test_a_scan_that_registers_nothing_says_so() -> None:
+    bus: AsyncMessageBus[AsyncInMemoryUnitOfWork] = AsyncMessageBus()
+    with pytest.warns(UserWarning, match=r"bus.scan\('tests.unit.model'\) registered no handler"):
+        bus.scan("tests.unit.model")
+    assert {} == bus.commands_registry
+
+
+def test_a_scan_that_registers_handlers_is_silent() -> None:
+    bus: AsyncMessageBus[AsyncInMemoryUnitOfWork] = AsyncMessageBus()
+    bus.scan("tests.unit._async.handlers")  # filterwarnings = error: a warning would fail
+    assert {RegisterBook, ReviewBook} == set(bus.commands_registry)

@@ -301,3 +301,16 @@ def test_an_event_without_handlers_is_stored_and_nothing_else(
         bus.handle(BookRegistered(id="1", title="Dune"), transaction)
         transaction.commit()
     assert uow.expect_stored([BookRegistered(id="1", title="Dune")]) == uow.stored()
+
+
+def test_a_scan_that_registers_nothing_says_so() -> None:
+    bus: SyncMessageBus[SyncInMemoryUnitOfWork] = SyncMessageBus()
+    with pytest.warns(UserWarning, match=r"bus.scan\('tests.unit.model'\) registered no handler"):
+        bus.scan("tests.unit.model")
+    assert {} == bus.commands_registry
+
+
+def test_a_scan_that_registers_handlers_is_silent() -> None:
+    bus: SyncMessageBus[SyncInMemoryUnitOfWork] = SyncMessageBus()
+    bus.scan("tests.unit._sync.handlers")  # filterwarnings = error: a warning would fail
+    assert {RegisterBook, ReviewBook} == set(bus.commands_registry)
