@@ -71,18 +71,18 @@ _REPOSITORIES = "_messagebus_repositories"
 class _Repositories:
     """The repositories among the attributes of a unit of work, as the bus reads them."""
 
-    __slots__ = ("all", "by_name", "for_transaction")
+    __slots__ = ("all", "for_transaction")
 
     def __init__(self, members: dict[str, Any]) -> None:
-        self.by_name = {
+        by_name = {
             name: member
             for name, member in members.items()
             if isinstance(member, SyncAbstractRepository)
         }
-        self.all: tuple[SyncAbstractRepository[Any], ...] = tuple(self.by_name.values())
+        self.all: tuple[SyncAbstractRepository[Any], ...] = tuple(by_name.values())
         # Those a transaction takes as attributes of its own (see _OWN_NAMES).
         self.for_transaction = {
-            name: repository for name, repository in self.by_name.items() if name not in _OWN_NAMES
+            name: repository for name, repository in by_name.items() if name not in _OWN_NAMES
         }
 
 
