@@ -1,0 +1,89 @@
+"""The SQL dead letters: a table of the messages a consumer gave up on, with the reason.
+
+``{prefix}dead_letters``, added to your metadata by :func:`dead_letters_table`:
+
+- ``id`` (big integer, autoincrement, primary key): the order they were set aside in.
+- ``consumer``: the name of the consumer that gave up, ``NULL`` if not given.
+- ``dead_at``: when.
+- ``reason``: why, starting with a short code (``malformed: ...``, ``failed: ...``).
+- ``headers`` (JSON): the headers the message came with.
+- ``body`` (binary): the bytes as received, to replay or inspect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+)
+
+from messagebus.adapters.sqlalchemy._compat import AsyncEngine
+from messagebus.adapters.sqlalchemy.tables import UtcDateTime
+from messagebus.ports.dead_letters import AsyncAbstractDeadLetters
+
+__all__ = ["AsyncSqlAlchemyDeadLetters", "dead_letters_table"]
+
+
+def dead_letters_table(metadata: MetaData, *, prefix: str = "messagebus_") -> Table:
+    """Add the dead letters table, ``{prefix}dead_letters``, to ``metadata``; return it.
+
+    :param metadata: the metadata of your application, so your migrations create it.
+    :param prefix: the start of its name, as given to :func:`messagebus_tables`.
+
+    .. versionadded:: 0.17
+    """
+    return Table(
+        f"{prefix}dead_letters",
+        metadata,
+        # SQLite only autoincrements an INTEGER PRIMARY KEY, not a BIGINT one.
+        Column(
+            "id",
+            BigInteger().with_variant(Integer, "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
+        Column("consumer", String(255), nullable=True),
+        Column("dead_at", UtcDateTime(), nullable=False),
+        Column("reason", Text, nullable=False),
+        Column("headers", JSON, nullable=False),
+        Column("body", LargeBinary, nullable=False),
+    )
+
+
+class AsyncSqlAlchemyDeadLetters(AsyncAbstractDeadLetters):
+    """Dead letters written to a table, each in a transaction of its own.
+
+    :param engine: the engine to write with.
+    :param table: the table made by :func:`dead_letters_table`.
+    :param consumer: the name written in the ``consumer`` column.
+
+    .. versionadded:: 0.17
+    """
+
+    def __init__(self, engine: AsyncEngine, table: Table, *, consumer: str | None = None) -> None:
+        self.engine = engine
+        self.table = table
+        self.consumer = consumer
+
+    async def put(self, raw: bytes, headers: Mapping[str, str], reason: str) -> None:
+        """Insert a row and commit it; raise if the database cannot be written to."""
+        row = {
+            "consumer": self.consumer,
+            "dead_at": datetime.now(UTC),
+            "reason": reason,
+            "headers": {str(key): str(value) for key, value in headers.items()},
+            "body": bytes(raw),
+        }
+        async with self.engine.begin() as connection:
+            await connection.execute(insert(self.table), row)
