@@ -32,7 +32,7 @@ def install(session: nox.Session, *groups: str, extras: str = "") -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite: unit tests, integration tests, docs and cookbook."""
-    install(session, "test", extras="prometheus,postgresql")
+    install(session, "test", extras="prometheus,postgresql,redis,rabbit,nats,kafka")
     session.run("pytest", *session.posargs)
 
 
@@ -47,7 +47,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """Run mypy --strict on the package and on the typed usage files of both APIs."""
-    install(session, "typecheck", extras="prometheus,postgresql")
+    install(session, "typecheck", extras="prometheus,postgresql,redis,rabbit,nats,kafka")
     session.run("mypy")
     session.run("mypy", "--strict", "typing_tests")
 
@@ -72,7 +72,7 @@ def bench(session: nox.Session) -> None:
 @nox.session
 def docs(session: nox.Session) -> None:
     """Build the documentation site; a warning or a broken reference fails the build."""
-    install(session, "docs", extras="prometheus,sqlalchemy")
+    install(session, "docs", extras="prometheus,sqlalchemy,redis,rabbit,nats,kafka")
     session.run(
         "sphinx-build", "-n", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html"
     )
