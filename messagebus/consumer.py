@@ -16,6 +16,7 @@ from messagebus.ports.dead_letters import (
 )
 from messagebus.ports.inbox import AsyncAbstractInbox, AsyncInMemoryInbox
 from messagebus.service.consumer import AsyncConsumer, ConsumerStats, Outcome
+from messagebus.service.messages import ENVELOPE_HEADERS
 
 __all__ = [
     "AsyncAbstractDeadLetters",
@@ -25,5 +26,6 @@ __all__ = [
     "AsyncInMemoryInbox",
     "ConsumerStats",
     "DeadLetter",
+    "ENVELOPE_HEADERS",
     "Outcome",
 ]

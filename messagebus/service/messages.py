@@ -7,10 +7,8 @@ instances of its own classes. The :class:`MessageRegistry` maps each
 builds only the classes registered in it: no pickle, no import by name.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import pydantic
 import pydantic_core
@@ -18,7 +16,7 @@ import pydantic_core
 from messagebus.domain.model import Message
 from messagebus.service.errors import ConfigurationError, handler_name
 
-__all__ = ["DEFAULT_MAX_SIZE", "DecodeError", "MessageRegistry", "Upcaster"]
+__all__ = ["DEFAULT_MAX_SIZE", "ENVELOPE_HEADERS", "DecodeError", "MessageRegistry", "Upcaster"]
 
 DEFAULT_MAX_SIZE = 1024 * 1024
 """The largest envelope decoded by default, in bytes (1 MiB)."""
@@ -32,7 +30,8 @@ Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 _Route = tuple[type[Message[Any]], tuple[Upcaster, ...]]
 
 _RESERVED_FIELDS = frozenset({"message_id", "created_at", "metadata"})
-_ENVELOPE_KEYS = ("id", "type", "created_at")
+ENVELOPE_HEADERS = {"id": "message-id", "type": "message-type", "created_at": "message-created-at"}
+"""The header that may carry each envelope key, as the broker transports send them."""
 
 
 class DecodeError(ValueError):
@@ -90,7 +89,7 @@ class MessageRegistry:
             self.register(cls)
 
     @classmethod
-    def from_bus(cls, bus: Any) -> MessageRegistry:
+    def from_bus(cls, bus: Any) -> Self:
         """Return a registry of the commands and events ``bus`` has handlers for.
 
         :param bus: an :class:`~messagebus.AsyncMessageBus` or a
@@ -195,9 +194,10 @@ class MessageRegistry:
     ) -> Message[Any]:
         """Build the registered message an envelope holds, upcast to a registered version.
 
-        The message keeps the envelope's ``id`` and ``created_at``. A header named
-        ``id``, ``type`` or ``created_at`` stands in for that key when the envelope
-        lacks it, and must agree with it otherwise.
+        The message keeps the envelope's ``id`` and ``created_at``. The headers of
+        :data:`messagebus.consumer.ENVELOPE_HEADERS` (``message-id``, ``message-type``,
+        ``message-created-at``) stand in for those keys when the envelope lacks them,
+        and must agree with them otherwise.
 
         :param body: the envelope as JSON (bytes or text), or already parsed.
         :param headers: the headers the message came with.
@@ -207,8 +207,10 @@ class MessageRegistry:
         """
         routes = self._build_routes()
         envelope = _parse_envelope(body, max_size)
-        for key in _ENVELOPE_KEYS:
-            _merge_header(envelope, headers, key)
+        if headers:
+            for key, header in ENVELOPE_HEADERS.items():
+                if header in headers:
+                    _merge_header(envelope, key, header, headers[header])
         message_type = envelope.get("type")
         message_id = envelope.get("id")
         if not isinstance(message_type, str) or not isinstance(message_id, str):
@@ -269,8 +271,10 @@ class MessageRegistry:
         }
         problems = []
         for name, from_version in sorted(self._upcasters):
-            chain: list[Upcaster] = []
-            version = from_version
+            # Each upcaster must lead to a class, even one from a registered version
+            # (unused while that class is registered, but wrong all the same).
+            chain = [self._upcasters[name, from_version]]
+            version = from_version + 1
             while (name, version) not in self._classes:
                 upcast = self._upcasters.get((name, version))
                 if upcast is None:
@@ -338,17 +342,14 @@ def _parse_payload(payload: Any) -> dict[str, Any]:
     return payload
 
 
-def _merge_header(envelope: dict[str, Any], headers: Mapping[str, str] | None, key: str) -> None:
-    if not headers or key not in headers:
-        return
-    value = headers[key]
+def _merge_header(envelope: dict[str, Any], key: str, header: str, value: str) -> None:
     if key not in envelope:
         envelope[key] = value
-    elif envelope[key] != value:
+    elif str(envelope[key]) != value:
         raise DecodeError(
             "conflict",
-            f"the {key!r} header ({str(value)[:100]!r}) disagrees with the envelope's "
-            f"({str(envelope[key])[:100]!r})",
+            f"the {header!r} header ({value[:100]!r}) disagrees with the envelope's "
+            f"{key!r} ({str(envelope[key])[:100]!r})",
         )
 
 
