@@ -145,8 +145,34 @@ def subscribe(
     for target in _targets(subscription, redeliver_after, exchange, jetstream):
         subscriber = broker.subscriber(*target.args, **target.kwargs, **options)
         subscriber(on_message)
+        if kind == "redis":
+            _create_group_first(broker, subscriber, source, subscription.group)
         subscription.subscribers.append(subscriber)
     return subscription
+
+
+def _create_group_first(broker: Any, subscriber: Any, stream: str, group: str) -> None:
+    """Have the Redis group created at the start of the stream before ``subscriber`` runs.
+
+    FastStream creates a group at the stream's end (``$``): the messages sent before the
+    first consumer started would never be read. Whichever subscriber of the group starts
+    first creates it at ``0``; FastStream then finds it and reads what is new to it.
+    """
+    from redis.exceptions import ResponseError
+
+    start = subscriber.start
+
+    async def start_after_the_group() -> None:
+        client = await broker.connect()
+        try:
+            await client.xgroup_create(name=stream, groupname=group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        await start()
+
+    # FastStream's test brokers replace the broker's start, so this only runs on Redis.
+    subscriber.start = start_after_the_group
 
 
 async def _raw_body(message: StreamMessage[Any]) -> bytes:
