@@ -1,0 +1,248 @@
+"""The consumer on a real database: the SQL inbox, the SQL dead letters, and races."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import MetaData, Table, create_engine, func, insert, select, text
+
+from messagebus import AsyncUnitOfWorkTransaction, MessageSerializer
+from messagebus.adapters.sqlalchemy import (
+    AsyncSqlAlchemyDeadLetters,
+    AsyncSqlAlchemyInbox,
+    dead_letters_table,
+)
+from messagebus.adapters.sqlalchemy._compat import AsyncEngine, create_async_engine
+from messagebus.consumer import AsyncConsumer, Outcome
+from tests.integration._async.books import AsyncBookUnitOfWork, make_bus, register_book
+from tests.integration.conftest import Database, Schema
+from tests.integration.model import RegisterBook
+
+
+def no_wait(failures: int) -> float:
+    return 0.0
+
+
+def body_of(command: RegisterBook) -> bytes:
+    return json.dumps(dict(MessageSerializer().serialize_message(command))).encode()
+
+
+@pytest.fixture
+async def engine(database: Database) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(database.async_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def dead_letters(database: Database, schema: Schema) -> Iterator[Table]:
+    """The dead letters table of the test, next to its other tables."""
+    metadata = MetaData()
+    table = dead_letters_table(metadata, prefix=schema.prefix)
+    sync_engine = create_engine(database.sync_url)
+    try:
+        metadata.create_all(sync_engine)
+        yield table
+        metadata.drop_all(sync_engine)
+    finally:
+        sync_engine.dispose()
+
+
+def consumer_of(
+    engine: AsyncEngine, schema: Schema, dead_letters: Table, bus: Any = None, **options: Any
+) -> AsyncConsumer[AsyncBookUnitOfWork]:
+    options.setdefault("backoff", no_wait)
+    return AsyncConsumer(
+        bus or make_bus(),
+        lambda: AsyncBookUnitOfWork(engine, schema),
+        name=options.pop("name", "library"),
+        inbox=AsyncSqlAlchemyInbox(),
+        dead_letters=AsyncSqlAlchemyDeadLetters(engine, dead_letters, consumer="library"),
+        **options,
+    )
+
+
+async def rows(engine: AsyncEngine, table: Table) -> list[Any]:
+    async with engine.connect() as connection:
+        return list(await connection.execute(select(table)))
+
+
+async def count(engine: AsyncEngine, table: Table) -> int:
+    async with engine.connect() as connection:
+        return int((await connection.execute(select(func.count()).select_from(table))).scalar_one())
+
+
+async def test_a_command_received_twice_has_one_effect_and_no_error(
+    engine: AsyncEngine, schema: Schema, dead_letters: Table
+) -> None:
+    consumer = consumer_of(engine, schema, dead_letters)
+    command = RegisterBook(id="1", title="Dune")
+    assert Outcome.handled == await consumer.receive(body_of(command), {})
+    assert Outcome.duplicate == await consumer.receive(body_of(command), {})
+    assert 1 == await count(engine, schema.books)
+    [inbox_row] = await rows(engine, schema.messagebus.inbox)
+    assert (command.message_id, "library") == (inbox_row.message_id, inbox_row.consumer)
+    assert inbox_row.received_at <= inbox_row.handled_at
+    assert 1 == await count(engine, schema.messagebus.outbox)  # its BookRegistered, once
+
+
+async def test_a_failing_handler_leaves_no_inbox_row_and_a_dead_letter(
+    engine: AsyncEngine, schema: Schema, dead_letters: Table
+) -> None:
+    bus = make_bus()
+
+    async def broken(command: RegisterBook, transaction: AsyncUnitOfWorkTransaction[Any]) -> None:
+        await register_book(command, transaction)
+        raise ValueError("no shelf left")
+
+    bus.remove_listener(RegisterBook, register_book)
+    bus.add_listener(RegisterBook, broken)
+    consumer = consumer_of(engine, schema, dead_letters, bus, retries=1)
+    body = body_of(RegisterBook(id="1", title="Dune"))
+    assert Outcome.dead_lettered == await consumer.receive(body, {"message-stream": "books"})
+    assert 0 == await count(engine, schema.books)
+    assert 0 == await count(engine, schema.messagebus.inbox)
+    [letter] = await rows(engine, dead_letters)
+    assert (body, {"message-stream": "books"}) == (letter.body, letter.headers)
+    assert "failed: ValueError: no shelf left (after 2 attempts)" == letter.reason
+    assert "library" == letter.consumer
+
+
+async def test_bad_input_goes_to_the_dead_letters_table(
+    engine: AsyncEngine, schema: Schema, dead_letters: Table
+) -> None:
+    consumer = consumer_of(engine, schema, dead_letters)
+    assert Outcome.dead_lettered == await consumer.receive(b"\x00\xff not json", {})
+    assert Outcome.handled == await consumer.receive(body_of(RegisterBook(id="1", title="x")))
+    [letter] = await rows(engine, dead_letters)
+    assert b"\x00\xff not json" == letter.body
+    assert letter.reason.startswith("malformed:")
+
+
+async def test_an_unreachable_dead_letters_table_gives_the_message_back(
+    engine: AsyncEngine, schema: Schema
+) -> None:
+    missing = dead_letters_table(MetaData(), prefix=f"{schema.prefix}missing_")
+    consumer = consumer_of(engine, schema, missing)
+    assert Outcome.retry_later == await consumer.receive(b"garbage", {})
+
+
+async def test_two_consumers_of_one_inbox_never_apply_a_message_twice(
+    database: Database, engine: AsyncEngine, schema: Schema, dead_letters: Table
+) -> None:
+    consumers = [consumer_of(engine, schema, dead_letters, retries=10) for _ in range(2)]
+    bodies = [body_of(RegisterBook(id=str(n), title="x")) for n in range(30)]
+
+    async def deliver_all(consumer: AsyncConsumer[AsyncBookUnitOfWork]) -> list[Outcome]:
+        return [await consumer.receive(body) for body in bodies]
+
+    first, second = await asyncio.gather(*(deliver_all(c) for c in consumers))
+    outcomes = [*first, *second]
+    assert (30, 30) == (outcomes.count(Outcome.handled), outcomes.count(Outcome.duplicate))
+    assert 30 == await count(engine, schema.books)
+    assert 30 == await count(engine, schema.messagebus.inbox)
+    assert 0 == await count(engine, dead_letters)
+    if database.name == "postgresql":  # a duplicate claim waits, then does nothing
+        assert 0 == sum(consumer.stats.failures for consumer in consumers)
+
+
+async def _wait_for_a_blocked_claim(engine: AsyncEngine, inbox: Table) -> None:
+    """Return once a transaction waits on a lock to insert into ``inbox`` (PostgreSQL)."""
+    query = text(
+        "SELECT count(*) FROM pg_locks JOIN pg_stat_activity USING (pid) "
+        "WHERE NOT pg_locks.granted AND pg_stat_activity.query LIKE :pattern"
+    )
+    for _ in range(1000):
+        async with engine.connect() as connection:
+            waiting = (await connection.execute(query, {"pattern": f"%{inbox.name}%"})).scalar()
+        if waiting:
+            return
+        await asyncio.sleep(0.01)
+    pytest.fail("the second claim never waited on the first one's row")
+
+
+@pytest.mark.parametrize("winner_commits", [True, False])
+async def test_postgresql_the_loser_of_an_inbox_race_waits_then_reports_duplicate(
+    database: Database,
+    engine: AsyncEngine,
+    schema: Schema,
+    dead_letters: Table,
+    winner_commits: bool,
+) -> None:
+    if database.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: no two transactions insert at once")
+    first_claimed, calls = asyncio.Event(), []
+    bus = make_bus()
+
+    async def held(command: RegisterBook, transaction: AsyncUnitOfWorkTransaction[Any]) -> None:
+        calls.append(command.id)
+        if len(calls) == 1:
+            first_claimed.set()
+            # Keep the first transaction open until the second one waits on its row.
+            await _wait_for_a_blocked_claim(engine, schema.messagebus.inbox)
+            if not winner_commits:
+                raise RuntimeError("the winner rolls back")
+        await register_book(command, transaction)
+
+    bus.remove_listener(RegisterBook, register_book)
+    bus.add_listener(RegisterBook, held)
+    winner, loser = (consumer_of(engine, schema, dead_letters, bus) for _ in range(2))
+    body = body_of(RegisterBook(id="1", title="Dune"))
+    winning = asyncio.create_task(winner.receive(body))
+    await first_claimed.wait()
+    losing = asyncio.create_task(loser.receive(body))
+    won, lost = await asyncio.gather(winning, losing)
+    assert 0 == loser.stats.failures  # it waited, then saw the row: no error to retry
+    if winner_commits:
+        assert (Outcome.handled, Outcome.duplicate) == (won, lost)
+    else:  # the loser got the row once the winner rolled back; the winner's retry is late
+        assert (Outcome.duplicate, Outcome.handled) == (won, lost)
+    assert 1 == await count(engine, schema.books)
+    assert 1 == await count(engine, schema.messagebus.inbox)
+    assert 0 == await count(engine, dead_letters)
+
+
+async def test_postgresql_a_connection_killed_in_the_handler_is_retried_once_applied(
+    database: Database, engine: AsyncEngine, schema: Schema, dead_letters: Table
+) -> None:
+    if database.name != "postgresql":
+        pytest.skip("the connection is killed with pg_terminate_backend()")
+    bus, calls = make_bus(), []
+
+    async def killed(command: RegisterBook, transaction: AsyncUnitOfWorkTransaction[Any]) -> None:
+        calls.append(command.id)
+        await register_book(command, transaction)
+        if len(calls) == 1:
+            await transaction.uow.connection.execute(
+                text("SELECT pg_terminate_backend(pg_backend_pid())")
+            )
+
+    bus.remove_listener(RegisterBook, register_book)
+    bus.add_listener(RegisterBook, killed)
+    consumer = consumer_of(engine, schema, dead_letters, bus)
+    body = body_of(RegisterBook(id="1", title="Dune"))
+    assert Outcome.handled == await consumer.receive(body)
+    assert Outcome.duplicate == await consumer.receive(body)
+    assert 2 == len(calls)
+    assert 1 == await count(engine, schema.books)
+    assert 1 == await count(engine, schema.messagebus.inbox)
+
+
+async def test_the_savepoint_claim_of_other_databases(
+    engine: AsyncEngine, schema: Schema, dead_letters: Table
+) -> None:
+    consumer = consumer_of(engine, schema, dead_letters)
+    inbox = consumer.inbox
+    assert isinstance(inbox, AsyncSqlAlchemyInbox)
+    # What MariaDB and others get: a plain insert in a savepoint, a conflict read as done.
+    table = schema.messagebus.inbox
+    inbox._statements[table.name, engine.dialect.name] = (insert(table), False)
+    body = body_of(RegisterBook(id="1", title="Dune"))
+    assert Outcome.handled == await consumer.receive(body)
+    assert Outcome.duplicate == await consumer.receive(body)
+    assert 0 == consumer.stats.failures
+    assert 1 == await count(engine, schema.books)
