@@ -5,18 +5,14 @@ is kept if the transaction commits and forgotten if it rolls back, so "handled" 
 "recorded in the inbox" are one and the same.
 """
 
-from __future__ import annotations
-
 import abc
 import asyncio
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 from messagebus.service._async.dependency import AsyncDependency
-
-if TYPE_CHECKING:
-    from messagebus.service._async.unit_of_work import AsyncUnitOfWorkTransaction
+from messagebus.service._async.unit_of_work import AsyncUnitOfWorkTransaction
 
 __all__ = ["AsyncAbstractInbox", "AsyncInMemoryInbox"]
 
@@ -91,7 +87,7 @@ class _Claim(AsyncDependency):
     """Tells the inbox how the transaction that claimed a message id ended."""
 
     def __init__(
-        self, inbox: AsyncInMemoryInbox, key: tuple[str, UUID], received_at: datetime
+        self, inbox: "AsyncInMemoryInbox", key: tuple[str, UUID], received_at: datetime
     ) -> None:
         self.inbox = inbox
         self.key = key
