@@ -36,6 +36,7 @@ __all__ = [
     "ENV_ROUTES",
     "broker_from_url",
     "connect",
+    "describe_error",
     "hide_password",
     "routes_from_text",
     "transport_from_env",
@@ -132,11 +133,12 @@ async def connect(broker: Any, url: str, timeout: float) -> None:
         await _stop_quietly(broker)
         raise ConfigurationError(
             f"cannot reach the broker {shown}: {type(exc).__name__}"
-            f"{_reason(exc, url)}: check that it runs and that the URL is right"
+            f"{describe_error(exc, url)}: check that it runs and that the URL is right"
         ) from None
 
 
-def _reason(exc: BaseException, url: str) -> str:
+def describe_error(exc: BaseException, url: str) -> str:
+    """Return `` (first line of exc)`` with the password of ``url`` masked, or ``""``."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     password = urlsplit(url).password
     if password:
@@ -199,12 +201,14 @@ async def transport_from_env(environ: Mapping[str, str] | None = None) -> FastSt
     timeout = _timeout(environ)
     routes = routes_from_text(environ.get(ENV_ROUTES, ""))
     broker = broker_from_url(url)
+    kind = _SCHEMES[urlsplit(url).scheme]
+    # A variable meant for another broker is ignored: one environment may serve several.
     transport = FastStreamTransport(
         broker,
         destination=environ.get(ENV_DESTINATION) or DEFAULT_DESTINATION,
         routes=routes,
-        exchange=environ.get(ENV_EXCHANGE) or None,
-        jetstream=environ.get(ENV_JETSTREAM) or None,
+        exchange=(environ.get(ENV_EXCHANGE) or None) if kind == "rabbit" else None,
+        jetstream=(environ.get(ENV_JETSTREAM) or None) if kind == "nats" else None,
         close_broker=True,
     )
     await connect(broker, url, timeout)
