@@ -228,4 +228,6 @@ def _targets(
                 },
             )
         ]
-    return [_Target((source,), {"group_id": group, "auto_commit": False})]
+    # With manual acknowledgement FastStream turns auto-commit off: an offset is
+    # committed by the acknowledgement only.
+    return [_Target((source,), {"group_id": group})]
