@@ -3,7 +3,7 @@
 Add the extra of your broker too: ``messagebus[redis]`` (Redis Streams), ``messagebus[rabbit]``
 (RabbitMQ), ``messagebus[nats]`` (NATS JetStream) or ``messagebus[kafka]``. The sending side
 is :class:`FastStreamTransport`; the receiving side is :func:`subscribe`, which feeds an
-:class:`~messagebus.AsyncConsumer`, with :class:`FastStreamDeadLetters` to keep what it
+:class:`~messagebus.consumer.AsyncConsumer`, with :class:`FastStreamDeadLetters` to keep what it
 gives up on; ``messagebus-consume`` runs them as a process.
 """
 

@@ -1,6 +1,6 @@
 r"""The consumer as a process: ``messagebus-consume``, ``python -m messagebus.adapters.faststream``.
 
-It subscribes an :class:`~messagebus.AsyncConsumer` to a broker with
+It subscribes an :class:`~messagebus.consumer.AsyncConsumer` to a broker with
 :func:`~messagebus.adapters.faststream.subscribe` and handles messages until SIGTERM or
 SIGINT; it then finishes the message being handled and exits with status 0::
 

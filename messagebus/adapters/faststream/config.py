@@ -183,8 +183,10 @@ def _timeout(environ: Mapping[str, str]) -> float:
 async def transport_from_env(environ: Mapping[str, str] | None = None) -> FastStreamTransport:
     """Return a connected :class:`FastStreamTransport` configured by environment variables.
 
-    Reads :data:`ENV_BROKER_URL` (required), :data:`ENV_DESTINATION`, :data:`ENV_ROUTES`,
-    :data:`ENV_EXCHANGE`, :data:`ENV_JETSTREAM` and :data:`ENV_CONNECT_TIMEOUT`. The
+    Reads ``MESSAGEBUS_BROKER_URL`` (required), ``MESSAGEBUS_DESTINATION``,
+    ``MESSAGEBUS_ROUTES`` (``type=destination,...``), ``MESSAGEBUS_RABBIT_EXCHANGE``,
+    ``MESSAGEBUS_NATS_JETSTREAM`` and ``MESSAGEBUS_BROKER_CONNECT_TIMEOUT`` (seconds,
+    10 by default); a variable of another broker than the URL's is ignored. The
     transport stops its broker when closed. Made for ``messagebus-relay --transport
     messagebus.adapters.faststream:transport_from_env``.
 

@@ -28,8 +28,9 @@ class FastStreamDeadLetters(AsyncAbstractDeadLetters):
     """Publishes what a consumer gave up on to a dead-letter destination on the broker.
 
     The body is sent as received, byte for byte; the headers received with it go along
-    (but those the broker sets on a delivery), plus :data:`REASON_HEADER`, the reason on
-    one line, cut at 1,000 characters. The destination is a Redis stream, a durable
+    (but those the broker sets on a delivery), plus
+    :data:`~messagebus.adapters.faststream.REASON_HEADER`, the reason on one line, cut at
+    1,000 characters. The destination is a Redis stream, a durable
     RabbitMQ queue, a NATS subject in JetStream or a Kafka topic, as for
     :class:`~messagebus.adapters.faststream.FastStreamTransport`. Publishing waits for the
     broker; if it fails, the consumer does not acknowledge the message, so it comes again.

@@ -3,7 +3,7 @@
 :func:`subscribe` registers, on a FastStream broker, the subscriber that suits it: a
 consumer group on a Redis stream, a durable queue on RabbitMQ, a durable pull consumer on
 NATS JetStream, a consumer group on Kafka. Each message's body and headers go to
-:meth:`~messagebus.AsyncConsumer.receive`; the message is acknowledged when the consumer
+:meth:`~messagebus.consumer.AsyncConsumer.receive`; the message is acknowledged when the consumer
 is done with it (handled, a duplicate, or dead-lettered) and given back to the broker when
 it says to retry later. Subscribers of one group share the messages: run as many as the
 load needs.
@@ -15,13 +15,12 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 
 from faststream import AckPolicy, Context, StreamMessage
 
-from messagebus.service.consumer import Outcome
+from messagebus.service.consumer import AsyncConsumer
 from messagebus.service.errors import ConfigurationError
 
 from ._brokers import broker_kind
@@ -30,14 +29,6 @@ from .transport import DEFAULT_DESTINATION
 __all__ = ["Subscription", "default_member", "subscribe"]
 
 logger = logging.getLogger("messagebus.consumer")
-
-
-class _Receiver(Protocol):
-    name: str
-
-    async def receive(
-        self, body: bytes | str, headers: Mapping[str, str] | None = None
-    ) -> Outcome: ...
 
 
 def default_member() -> str:
@@ -70,7 +61,7 @@ class Subscription:
 
 def subscribe(
     broker: Any,
-    consumer: _Receiver,
+    consumer: AsyncConsumer[Any],
     *,
     source: str = DEFAULT_DESTINATION,
     group: str | None = None,
@@ -87,7 +78,7 @@ def subscribe(
     delivers them.
 
     :param broker: a ``RedisBroker``, ``RabbitBroker``, ``NatsBroker`` or ``KafkaBroker``.
-    :param consumer: an :class:`~messagebus.AsyncConsumer`.
+    :param consumer: an :class:`~messagebus.consumer.AsyncConsumer`.
     :param source: the stream (Redis), queue (RabbitMQ), subject (NATS) or topic (Kafka),
         as the transport's ``destination``.
     :param group: the group that shares the messages: the Redis consumer group, the

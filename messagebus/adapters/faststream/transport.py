@@ -34,7 +34,8 @@ class FastStreamTransport(AsyncAbstractEventstreamTransport):
     """Publishes serialized messages through a FastStream broker.
 
     The body is the envelope as JSON (:func:`encode_envelope`); the message id, type and
-    creation date travel as headers too (:data:`HEADERS`), and so does the outbox stream
+    creation date travel as headers too
+    (:data:`~messagebus.adapters.faststream.HEADERS`), and so does the outbox stream
     when the relay sends the message. A send returns once the broker has the message
     (RabbitMQ's publisher confirm, JetStream's acknowledgement, Kafka's record metadata)
     and raises otherwise, so the relay retries it.
