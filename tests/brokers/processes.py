@@ -131,6 +131,12 @@ class Scenario:
                 await asyncio.sleep(0.1)
 
 
+def assert_once(rows: list[tuple[str, int, int]], streams: Mapping[str, int]) -> None:
+    """Each message of each stream applied exactly once, whatever the order."""
+    expected = sorted((stream, n) for stream, count in streams.items() for n in range(count))
+    assert expected == sorted((stream, n) for stream, n, _ in rows)
+
+
 def assert_once_in_order(rows: list[tuple[str, int, int]], streams: Mapping[str, int]) -> None:
     """Each message of each stream applied exactly once, in its order within the stream."""
     for stream, count in streams.items():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.brokers.processes import assert_once_in_order, cut_connections, scenario
+from tests.brokers.processes import assert_once, assert_once_in_order, cut_connections, scenario
 
 BROKERS = pytest.mark.parametrize("kind", ["redis", "rabbit", "nats"])
 STREAMS = {"books": 20, "members": 20, "loans": 20}
@@ -89,7 +89,9 @@ async def test_cutting_the_broker_connections_loses_nothing_and_doubles_nothing(
 
         assert 0 == await consumer.stop()
         assert 0 == await relay.stop()
-        assert_once_in_order(await found.applied_rows(), {"books": 30, "members": 30, "loans": 30})
+        # Not in order: a message whose delivery was cut off is delivered again later (on
+        # Redis, the read whose reply was lost left it pending until it is reclaimed).
+        assert_once(await found.applied_rows(), {"books": 30, "members": 30, "loans": 30})
 
 
 @BROKERS
@@ -103,10 +105,7 @@ async def test_two_consumers_of_one_group_share_the_work(kind: str, tmp_path: Pa
         for consumer in consumers:
             assert 0 == await consumer.stop()
         assert 0 == await relay.stop()
-        rows = await found.applied_rows()
-        assert sorted((stream, n) for stream in ("books", "members") for n in range(100)) == sorted(
-            (stream, n) for stream, n, _ in rows
-        )
+        assert_once(await found.applied_rows(), {"books": 100, "members": 100})
         handled = [stopped_line(consumer.stderr)["handled"] for consumer in consumers]
         assert 200 == sum(handled)
         assert all(count > 0 for count in handled), handled
