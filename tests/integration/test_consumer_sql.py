@@ -10,7 +10,11 @@ from typing import Any
 import pytest
 from sqlalchemy import MetaData, Table, create_engine, func, insert, select, text
 
-from messagebus import AsyncUnitOfWorkTransaction, MessageSerializer
+from messagebus import (
+    AsyncSinkholeMessageStoreRepository,
+    AsyncUnitOfWorkTransaction,
+    MessageSerializer,
+)
 from messagebus.adapters.sqlalchemy import (
     AsyncSqlAlchemyDeadLetters,
     AsyncSqlAlchemyInbox,
@@ -246,3 +250,27 @@ async def test_the_savepoint_claim_of_other_databases(
     assert Outcome.duplicate == await consumer.receive(body)
     assert 0 == consumer.stats.failures
     assert 1 == await count(engine, schema.books)
+
+
+async def test_the_inbox_with_its_own_tables_and_no_sql_message_store(
+    engine: AsyncEngine, schema: Schema, dead_letters: Table
+) -> None:
+    def unit_of_work() -> AsyncBookUnitOfWork:
+        uow = AsyncBookUnitOfWork(engine, schema)
+        uow.messagestore = AsyncSinkholeMessageStoreRepository()  # type: ignore[assignment]
+        return uow
+
+    consumer = AsyncConsumer(
+        make_bus(),
+        unit_of_work,
+        name="library",
+        inbox=AsyncSqlAlchemyInbox(schema.messagebus),
+        backoff=no_wait,
+    )
+    body = body_of(RegisterBook(id="1", title="Dune"))
+    assert [Outcome.handled, Outcome.duplicate] == [await consumer.receive(body) for _ in "12"]
+    assert (1, 1, 0) == (
+        await count(engine, schema.books),
+        await count(engine, schema.messagebus.inbox),
+        await count(engine, schema.messagebus.messages),
+    )

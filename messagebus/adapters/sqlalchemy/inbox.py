@@ -11,27 +11,34 @@ databases claim in a savepoint and read an integrity error as "already handled".
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy.exc
-from sqlalchemy import Insert, Table, insert
+from sqlalchemy import Insert, MetaData, Table, insert
 from sqlalchemy.dialects import postgresql, sqlite
 
 from messagebus.adapters.sqlalchemy._async.unit_of_work import AsyncSqlAlchemyUnitOfWork
-from messagebus.adapters.sqlalchemy.tables import MessagebusTables
+from messagebus.adapters.sqlalchemy.tables import MessagebusTables, messagebus_tables
 from messagebus.ports.inbox import AsyncAbstractInbox
 from messagebus.service._async.unit_of_work import AsyncUnitOfWorkTransaction
 
 __all__ = ["AsyncSqlAlchemyInbox"]
 
 
+@functools.cache
+def _default_tables() -> MessagebusTables:
+    return messagebus_tables(MetaData())
+
+
 class AsyncSqlAlchemyInbox(AsyncAbstractInbox):
     """An inbox in the inbox table, written in the SQL unit of work's transaction.
 
     :param tables: the tables whose inbox to use; by default those of the unit of work
-        of each transaction (its ``messagestore.tables``), so one prefix serves both.
+        of each transaction (its ``messagestore.tables``), so one prefix serves both, or
+        the ``messagebus_`` ones if its message store is not a SQL one.
 
     .. versionadded:: 0.17
     """
@@ -60,7 +67,8 @@ class AsyncSqlAlchemyInbox(AsyncAbstractInbox):
                 f"AsyncInMemoryInbox with an in-memory unit of work"
             )
         connection = uow.connection
-        table = (self.tables or uow.messagestore.tables).inbox
+        tables = self.tables or getattr(uow.messagestore, "tables", None) or _default_tables()
+        table = tables.inbox
         statement, returns = self._statement(table, connection.dialect.name)
         row = {
             "message_id": message_id,
