@@ -108,7 +108,9 @@ class AsyncConsumer(Generic[TAsyncUow]):
     :param backoff: the wait in seconds after the ``n``-th failure of a message;
         0.1 s doubling up to 5 s by default.
     :param transient_errors: the errors that mean "try later" rather than "this message
-        is bad", such as a lost database connection.
+        is bad", such as a database that cannot be reached. An error that says it
+        invalidated its connection (SQLAlchemy's ``connection_invalidated``, when the
+        database went away in the middle of a transaction) is one too.
     :raises ConfigurationError: the registry's upcasters have a gap.
 
     .. versionadded:: 0.17
@@ -180,7 +182,7 @@ class AsyncConsumer(Generic[TAsyncUow]):
                     )
                     await asyncio.sleep(self.backoff(failures))
                     continue
-                if isinstance(error, self.transient_errors):
+                if self._transient(error):
                     logger.warning(
                         "%s: %s failed %d times, giving it back to the broker: %r",
                         self.name,
@@ -210,6 +212,12 @@ class AsyncConsumer(Generic[TAsyncUow]):
             await self.bus.handle(message, transaction)  # type: ignore[arg-type]
             await transaction.commit()
         return Outcome.handled
+
+    def _transient(self, error: Exception) -> bool:
+        # Duck-typed: the service layer does not import SQLAlchemy.
+        return isinstance(error, self.transient_errors) or (
+            getattr(error, "connection_invalidated", False) is True
+        )
 
     async def _dead_letter(self, raw: bytes, headers: Mapping[str, str], reason: str) -> Outcome:
         try:

@@ -166,6 +166,20 @@ async def test_a_transient_error_gives_the_message_back() -> None:
     assert not consumer.dead_letters.letters  # type: ignore[attr-defined]
 
 
+async def test_an_error_that_invalidated_its_connection_is_transient() -> None:
+    class LostConnection(Exception):
+        connection_invalidated = True
+
+    class LostUnitOfWork(UnitOfWork):
+        async def __aenter__(self) -> Any:
+            raise LostConnection("server closed the connection unexpectedly")
+
+    consumer = AsyncConsumer(
+        make_bus(), lambda: LostUnitOfWork(Store()), name="c", retries=0, backoff=no_wait
+    )
+    assert Outcome.retry_later == await consumer.receive(envelope(RegisterBook(id="1", title="x")))
+
+
 async def test_dead_letters_that_cannot_be_written_give_the_message_back() -> None:
     class Unwritable(AsyncInMemoryDeadLetters):
         async def put(self, raw: bytes, headers: Mapping[str, str], reason: str) -> None:
