@@ -181,6 +181,8 @@ class AsyncConsumer(Generic[TAsyncUow]):
                         error,
                     )
                     await asyncio.sleep(self.backoff(failures))
+                    # Afresh, in case the failed attempt changed the message.
+                    message = self.registry.decode(raw, headers, max_size=self.max_size)
                     continue
                 if self._transient(error):
                     logger.warning(

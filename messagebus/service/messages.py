@@ -210,7 +210,7 @@ class MessageRegistry:
         if headers:
             for key, header in ENVELOPE_HEADERS.items():
                 if header in headers:
-                    _merge_header(envelope, key, header, headers[header])
+                    _merge_header(envelope, key, header, str(headers[header]))
         message_type = envelope.get("type")
         message_id = envelope.get("id")
         if not isinstance(message_type, str) or not isinstance(message_id, str):

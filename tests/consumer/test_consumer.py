@@ -127,6 +127,23 @@ async def test_a_failing_handler_is_retried_then_succeeds() -> None:
     assert 2 == consumer.stats.failures
 
 
+async def test_each_attempt_gets_the_message_as_received() -> None:
+    store, titles = Store(), []
+    bus = make_bus()
+
+    async def meddling(command: RegisterBook, transaction: AsyncUnitOfWorkTransaction[Any]) -> None:
+        titles.append(command.title)
+        command.title = "changed"
+        if len(titles) < 2:
+            raise RuntimeError("try again")
+
+    bus.commands_registry.clear()
+    bus.add_listener(RegisterBook, meddling)
+    consumer = AsyncConsumer(bus, lambda: UnitOfWork(store), name="c", backoff=no_wait)
+    assert Outcome.handled == await consumer.receive(envelope(RegisterBook(id="1", title="x")))
+    assert ["x", "x"] == titles
+
+
 async def test_a_handler_that_keeps_failing_is_dead_lettered_after_the_retries() -> None:
     store, calls = Store(), []
     bus = make_bus()

@@ -173,6 +173,14 @@ def test_the_payload_cannot_set_the_metadata() -> None:
     assert "invalid" == reason(MessageRegistry([RegisterBook]), body)
 
 
+def test_headers_that_are_not_strings_are_compared_as_text() -> None:
+    sent = RegisterBook(id="1", title="Dune")
+    headers: Any = {"message-id": sent.message_id, "message-type": 7}
+    assert "conflict" == reason(MessageRegistry([RegisterBook]), envelope(sent), headers)
+    del headers["message-type"]
+    assert sent == MessageRegistry([RegisterBook]).decode(envelope(sent), headers)
+
+
 def test_a_header_that_disagrees_is_a_conflict() -> None:
     body = envelope(RegisterBook(id="1", title="Dune"))
     headers = {"message-type": "book_registered_v3"}
