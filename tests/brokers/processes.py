@@ -42,7 +42,7 @@ class Process:
             self.process.send_signal(signum)
         async with asyncio.timeout(WAIT):
             _, err = await self.process.communicate()
-        self.stderr = err.decode()
+        self.stderr += err.decode()
         assert self.process.returncode is not None
         return self.process.returncode
 
@@ -96,15 +96,30 @@ class Scenario:
             "--poll-interval", "0.05", "--progress-interval", "0",
         )  # fmt: skip
 
-    async def start_consumer(self, **extra: str) -> Process:
+    async def start_consumer(self, *options: str, **extra: str) -> Process:
         return await self.start(
             "consumer",
             sys.executable, "-m", "messagebus.adapters.faststream",
             "--consumer", "tests.brokers.consumer_app:make_consumer",
             "--source", self.source, "--jetstream", self.source,
-            "--redeliver-after", "1", "--retry-delay", "0.1", "--progress-interval", "0",
+            "--redeliver-after", "1", "--retry-delay", "0.1",
+            *(options or ("--progress-interval", "0")),
             **extra,
         )  # fmt: skip
+
+    async def wait_for_line(self, started: Process, text: str) -> None:
+        """Read the stderr of ``started`` until a line contains ``text``; fail after a bound.
+
+        What is read is kept in ``started.stderr``.
+        """
+        stream = started.process.stderr
+        assert stream is not None
+        async with asyncio.timeout(WAIT):
+            while text not in started.stderr:
+                line = await stream.readline()
+                if not line:
+                    raise AssertionError(f"{started.name} ended without {text!r}: {started.stderr}")
+                started.stderr += line.decode()
 
     async def applied_rows(self) -> list[tuple[str, int, int]]:
         """``(stream, n, pid)`` of each applied message, in the order they were applied."""

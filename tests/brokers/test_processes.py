@@ -34,14 +34,42 @@ async def test_a_round_trip_through_processes_keeps_each_stream_in_order(
     async with scenario(kind, tmp_path) as found:
         await found.outbox.add(STREAMS)
         relay = await found.start_relay()
-        consumer = await found.start_consumer()
+        consumer = await found.start_consumer("--progress-interval", "0.2")
         await found.wait_until_applied(60)
+        await found.wait_for_line(consumer, "consumer projector: 60 received, 60 handled")
 
         assert 0 == await consumer.stop()
         assert 0 == await relay.stop()
         assert_once_in_order(await found.applied_rows(), STREAMS)
         assert {"received": 60, "handled": 60, "duplicates": 0} == stopped_line(consumer.stderr)
         assert "consumer projector started" in consumer.stderr
+
+
+@pytest.mark.parametrize("kind", ["redis"])
+async def test_a_second_signal_stops_at_once_and_the_message_comes_again(
+    kind: str, tmp_path: Path
+) -> None:
+    async with scenario(kind, tmp_path) as found:
+        await found.outbox.add({"books": 3})
+        mark = tmp_path / "committed"
+        first = await found.start_consumer(
+            BROKER_TEST_HANG_AFTER="books:1", BROKER_TEST_MARK=str(mark)
+        )
+        relay = await found.start_relay()
+        await found.wait_until_applied(2)
+        while not mark.exists():  # bounded by the wait above: the 2nd row is committed
+            await found.wait_until_applied(2)
+        first.process.send_signal(signal.SIGTERM)  # waits for the message in hand...
+        await found.wait_for_line(first, "SIGTERM received, stopping after the message")
+        assert 1 == await first.stop(signal.SIGINT)  # ...which never ends: a second signal
+        assert "stopped by a second signal" in first.stderr
+
+        second = await found.start_consumer()
+        await found.wait_until_applied(3)
+        assert 0 == await second.stop()
+        assert 0 == await relay.stop()
+        assert_once_in_order(await found.applied_rows(), {"books": 3})
+        assert 1 == stopped_line(second.stderr)["duplicates"]
 
 
 @BROKERS

@@ -187,7 +187,11 @@ def _targets(
 
         idle_ms = max(1, int(redeliver_after * 1000))
         return [
-            _Target(kwargs={"stream": StreamSub(source, group=group, consumer=member)}),
+            # One entry per read: what is read is pending until acknowledged, and a
+            # batch handled longer than redeliver_after would be claimed again meanwhile.
+            _Target(
+                kwargs={"stream": StreamSub(source, group=group, consumer=member, max_records=1)}
+            ),
             # XAUTOCLAIM: what a dead member (or this one, told to retry) left pending.
             _Target(
                 kwargs={
