@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from messagebus import ConfigurationError, DecodeError, Event, MessageRegistry, Metadata
+from messagebus import (
+    ConfigurationError,
+    DecodeError,
+    Event,
+    MessageRegistry,
+    MessageSerializer,
+    Metadata,
+)
 from tests.consumer.app import BookRegistered, RegisterBook, envelope, make_bus, raw_envelope
 
 
@@ -207,3 +214,21 @@ def test_the_created_date_is_read_back_aware() -> None:
         raw_envelope("register_book_v1", {"id": "1", "title": "Dune"})
     )
     assert datetime(2025, 1, 1, tzinfo=UTC) == received.created_at
+
+
+def test_what_the_faststream_transport_sends_decodes_with_its_headers() -> None:
+    """The transport and the registry agree on the headers; a drift would be a conflict."""
+    pytest.importorskip("faststream")
+    from messagebus.adapters.faststream import HEADERS, encode_envelope
+    from messagebus.consumer import ENVELOPE_HEADERS
+
+    assert ENVELOPE_HEADERS == {key: HEADERS[key] for key in ENVELOPE_HEADERS}
+    sent = BookRegistered(id="1", title="Dune", pages=412)
+    envelope = MessageSerializer().serialize_message(sent)
+    headers = {HEADERS[key]: str(envelope[key]) for key in ("id", "type", "created_at")}
+    received = MessageRegistry([BookRegistered]).decode(encode_envelope(envelope), headers)
+    assert (sent, sent.message_id, sent.created_at) == (
+        received,
+        received.message_id,
+        received.created_at,
+    )
