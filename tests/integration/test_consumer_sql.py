@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -277,4 +277,28 @@ async def test_the_inbox_with_its_own_tables_and_no_sql_message_store(
         await count(engine, schema.books),
         await count(engine, schema.messagebus.inbox),
         await count(engine, schema.messagebus.messages),
+    )
+
+
+async def test_three_competing_consumers_with_redeliveries_and_garbage(
+    engine: AsyncEngine, schema: Schema, dead_letters: Table
+) -> None:
+    queue: asyncio.Queue[tuple[bytes, Mapping[str, str]]] = asyncio.Queue()
+    bodies = [body_of(RegisterBook(id=str(n), title="x")) for n in range(60)]
+    # Every third message is delivered again later, and garbage comes in between.
+    for delivery in [*bodies, *bodies[::3], *(b"\xff" * n for n in range(1, 6))]:
+        queue.put_nowait((delivery, {}))
+    consumers = [consumer_of(engine, schema, dead_letters, retries=10) for _ in range(3)]
+    tasks = [asyncio.create_task(consumer.run(queue)) for consumer in consumers]
+    await queue.join()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    handled = sum(consumer.stats.handled for consumer in consumers)
+    duplicates = sum(consumer.stats.duplicates for consumer in consumers)
+    assert (60, 20) == (handled, duplicates)
+    assert (60, 60, 5) == (
+        await count(engine, schema.books),
+        await count(engine, schema.messagebus.inbox),
+        await count(engine, dead_letters),
     )
