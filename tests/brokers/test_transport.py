@@ -128,3 +128,47 @@ async def test_dead_letters_keep_the_bytes_and_the_reason(names: Names) -> None:
     assert ("malformed: bad", "x") == (first[REASON_HEADER], first["message-id"])
     assert "text/plain" != first.get("content-type")
     assert "malformed: again" == second[REASON_HEADER]
+
+
+async def test_each_group_gets_every_message(names: Names) -> None:
+    # On RabbitMQ groups need an exchange: each group has its queue bound to it.
+    exchange = names.source if names.kind == "rabbit" else None
+    jetstream = names.jetstream if names.kind == "nats" else None
+    broker = await connected(names)
+    transport = FastStreamTransport(
+        broker, destination=names.source, exchange=exchange, jetstream=jetstream
+    )
+    readers = {group: broker_from_url(names.url) for group in ("audit", "search")}
+    recorders = {group: Recorder(group) for group in readers}
+    for group, reader in readers.items():
+        subscribe(
+            reader, recorders[group], source=names.source, exchange=exchange,
+            jetstream=names.source,
+        )  # fmt: skip
+        await reader.start()
+    sent = [envelope(i) for i in range(5)]
+    try:
+        for item in sent:
+            await transport.send_envelope(item, stream="s")
+        for recorder in recorders.values():
+            await recorder.wait_for(5)
+    finally:
+        for reader in readers.values():
+            await reader.stop()
+        await broker.stop()
+        if names.kind == "rabbit":
+            await delete_rabbit_group_queues(names, readers)
+
+    for recorder in recorders.values():
+        assert [encode_envelope(item) for item in sent] == [body for body, _ in recorder.received]
+
+
+async def delete_rabbit_group_queues(names: Names, groups: object) -> None:
+    import aio_pika
+
+    connection = await aio_pika.connect(names.url)
+    async with connection:
+        channel = await connection.channel()
+        for group in ("audit", "search"):
+            await channel.queue_delete(f"{names.source}.{group}")
+        await channel.exchange_delete(names.source)

@@ -84,7 +84,8 @@ def subscribe(
     :param group: the group that shares the messages: the Redis consumer group, the
         JetStream durable consumer, the Kafka group; by default the consumer's name. On
         RabbitMQ the queue is the group, unless ``exchange`` is given: then each group
-        has its own queue ``{source}.{group}``, bound to the exchange.
+        has its own queue ``{source}.{group}``, bound to the exchange; what is sent
+        before a member of the group first started reaches no queue of it.
     :param member: the name of this subscriber in its group (Redis); ``host-pid`` by
         default. Give each process its own.
     :param redeliver_after: seconds a message may stay unacknowledged before the broker
