@@ -12,8 +12,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -25,12 +27,15 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    delete,
     insert,
+    select,
 )
 
 from messagebus.adapters.sqlalchemy._compat import AsyncEngine
 from messagebus.adapters.sqlalchemy.tables import UtcDateTime
 from messagebus.ports.dead_letters import AsyncAbstractDeadLetters
+from messagebus.service.consumer import AsyncConsumer, Outcome
 
 __all__ = ["AsyncSqlAlchemyDeadLetters", "dead_letters_table"]
 
@@ -87,3 +92,28 @@ class AsyncSqlAlchemyDeadLetters(AsyncAbstractDeadLetters):
         }
         async with self.engine.begin() as connection:
             await connection.execute(insert(self.table), row)
+
+    async def replay(
+        self, consumer: AsyncConsumer[Any], *, ids: Iterable[int] | None = None
+    ) -> dict[Outcome, int]:
+        """Give the dead letters to ``consumer`` again, oldest first; count the outcomes.
+
+        Once the cause is fixed (a handler, a registered version), an operator replays
+        the letters: each one the consumer takes (handled, duplicate, or dead-lettered
+        anew, as a new row) is deleted; one it gives back (retry later) stays.
+
+        :param ids: replay only these rows; all of them by default.
+        """
+        query = select(self.table.c.id, self.table.c.body, self.table.c.headers)
+        if ids is not None:
+            query = query.where(self.table.c.id.in_(list(ids)))
+        async with self.engine.connect() as connection:
+            letters = (await connection.execute(query.order_by(self.table.c.id))).all()
+        outcomes: Counter[Outcome] = Counter()
+        for letter in letters:
+            outcome = await consumer.receive(letter.body, letter.headers)
+            outcomes[outcome] += 1
+            if outcome.acknowledge:
+                async with self.engine.begin() as connection:
+                    await connection.execute(delete(self.table).where(self.table.c.id == letter.id))
+        return outcomes

@@ -17,10 +17,11 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy.exc
-from sqlalchemy import Insert, MetaData, Table, insert
+from sqlalchemy import Insert, MetaData, Table, delete, insert
 from sqlalchemy.dialects import postgresql, sqlite
 
 from messagebus.adapters.sqlalchemy._async.unit_of_work import AsyncSqlAlchemyUnitOfWork
+from messagebus.adapters.sqlalchemy._compat import AsyncEngine
 from messagebus.adapters.sqlalchemy.tables import MessagebusTables, messagebus_tables
 from messagebus.ports.inbox import AsyncAbstractInbox
 from messagebus.service._async.unit_of_work import AsyncUnitOfWorkTransaction
@@ -86,6 +87,30 @@ class AsyncSqlAlchemyInbox(AsyncAbstractInbox):
         except sqlalchemy.exc.IntegrityError:
             return False
         return True
+
+    async def delete_handled_before(
+        self, engine: AsyncEngine, before: datetime, *, consumer: str | None = None
+    ) -> int:
+        """Delete the rows of messages handled before ``before``; return how many.
+
+        Run it now and then, with a date older than the longest time the broker may
+        deliver a message again: a message redelivered after its row is gone would be
+        handled a second time.
+
+        :param engine: the engine of the database of the inbox.
+        :param before: an aware datetime.
+        :param consumer: only this consumer's rows; every consumer's by default.
+
+        The rows are those of the ``tables`` given to the inbox, or of the default
+        ``messagebus_`` tables.
+        """
+        table = (self.tables or _default_tables()).inbox
+        statement = delete(table).where(table.c.handled_at < before)
+        if consumer is not None:
+            statement = statement.where(table.c.consumer == consumer)
+        async with engine.begin() as connection:
+            result = await connection.execute(statement)
+        return result.rowcount
 
     def _statement(self, table: Table, dialect: str) -> tuple[Insert, bool]:
         key = (table.name, dialect)
