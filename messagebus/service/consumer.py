@@ -236,15 +236,20 @@ class AsyncConsumer(Generic[TAsyncUow]):
         """Receive the ``(body, headers)`` pairs of ``source`` one by one, in process.
 
         A queue is read until the task is cancelled, calling ``task_done()`` after each
-        message, so ``await queue.join()`` waits for those put so far; an async iterable
-        is read to its end. A message given back (:attr:`Outcome.retry_later`) is tried
-        again after a backoff, before the next one, so the order is kept.
+        message, so ``await queue.join()`` waits for those put so far; the message being
+        handled when the task is cancelled is rolled back and put back at the end of the
+        queue, for the next reader. An async iterable is read to its end. A message given
+        back (:attr:`Outcome.retry_later`) is tried again after a backoff, before the
+        next one, so the order is kept.
         """
         if isinstance(source, asyncio.Queue):
             while True:
-                body, headers = await source.get()
+                item = await source.get()
                 try:
-                    await self._receive_until_done(body, headers)
+                    await self._receive_until_done(*item)
+                except asyncio.CancelledError:
+                    source.put_nowait(item)
+                    raise
                 finally:
                     source.task_done()
         else:

@@ -271,6 +271,35 @@ async def test_run_reads_a_queue_until_cancelled() -> None:
     assert 1 == consumer.stats.dead_lettered
 
 
+async def test_a_message_being_handled_when_run_is_cancelled_is_put_back() -> None:
+    store, started = Store(), asyncio.Event()
+    bus = make_bus()
+
+    async def slow_once(
+        command: RegisterBook, transaction: AsyncUnitOfWorkTransaction[Any]
+    ) -> None:
+        transaction.uow.staged.append(f"register:{command.id}")
+        if not started.is_set():
+            started.set()
+            await asyncio.Event().wait()
+
+    bus.commands_registry.clear()
+    bus.add_listener(RegisterBook, slow_once)
+    consumer = AsyncConsumer(bus, lambda: UnitOfWork(store), name="c")
+    queue: asyncio.Queue[tuple[bytes, Mapping[str, str]]] = asyncio.Queue()
+    queue.put_nowait((envelope(RegisterBook(id="1", title="x")), {}))
+    first = asyncio.create_task(consumer.run(queue))
+    await started.wait()
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert not store.applied
+    second = asyncio.create_task(consumer.run(queue))
+    await queue.join()
+    second.cancel()
+    assert {"register:1": 1} == store.applied
+
+
 async def test_run_retries_a_message_given_back_before_the_next_one() -> None:
     store, failures = Store(), [ConnectionError("down"), ConnectionError("down")]
 
