@@ -75,6 +75,14 @@ def test_only_message_classes_are_registered() -> None:
         MessageRegistry().register(dict)  # type: ignore[type-var]
 
 
+def test_a_class_without_default_metadata_cannot_be_registered() -> None:
+    class Nameless(Event):
+        id: str
+
+    with pytest.raises(ConfigurationError, match="give its `metadata` field a default"):
+        MessageRegistry().register(Nameless)
+
+
 def test_a_message_is_decoded_with_its_id_and_date() -> None:
     sent = BookRegistered(id="1", title="Dune", pages=412)
     received = MessageRegistry([BookRegistered]).decode(envelope(sent))
