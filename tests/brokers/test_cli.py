@@ -121,3 +121,17 @@ def test_an_option_of_another_broker_is_refused() -> None:
 
     with pytest.raises(ConfigurationError, match="RabbitMQ only"):
         FastStreamTransport(RedisBroker(), exchange="events")
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+async def test_the_consumer_runs_on_either_event_loop(loop: str, tmp_path: Path) -> None:
+    from tests.brokers.processes import scenario
+
+    async with scenario("redis", tmp_path) as found:
+        await found.outbox.add({"books": 3})
+        relay = await found.start_relay()
+        consumer = await found.start_consumer("--loop", loop, "--progress-interval", "0")
+        await found.wait_until_applied(3)
+        assert 0 == await consumer.stop()
+        assert 0 == await relay.stop()
+        assert f"{loop} event loop" in consumer.stderr

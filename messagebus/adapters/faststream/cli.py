@@ -15,6 +15,9 @@ the consumer gives up on is published to that destination on the broker
 (:class:`~messagebus.adapters.faststream.FastStreamDeadLetters`) instead of the
 consumer's own dead letters.
 
+It runs on uvloop when that is installed (``messagebus[uvloop]``; ``--loop asyncio`` to
+not use it).
+
 Exit status: 0 when stopped by a signal; 1 on a second signal, which stops without
 finishing the message (it is delivered again); 2 when the configuration is wrong or the
 broker cannot be reached, with one line on stderr that says why.
@@ -31,7 +34,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from messagebus.service.errors import ConfigurationError
@@ -65,7 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        return asyncio.run(_serve(args))
+        with asyncio.Runner(loop_factory=_loop_factory(args.loop)) as runner:
+            return runner.run(_serve(args))
     except ConfigurationError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
@@ -124,6 +128,12 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds between progress lines; 0: no progress lines (%(default)s)",
     )
     parser.add_argument(
+        "--loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default="auto",
+        help="the event loop; auto: uvloop when it is installed (%(default)s)",
+    )
+    parser.add_argument(
         "--log-level",
         default="INFO",
         type=str.upper,
@@ -131,6 +141,19 @@ def _parser() -> argparse.ArgumentParser:
         help="(%(default)s)",
     )
     return parser
+
+
+def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if name == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if name == "uvloop":
+            print(f"{PROG}: --loop uvloop: pip install 'messagebus[uvloop]'", file=sys.stderr)
+            raise SystemExit(2) from None
+        return None
+    return uvloop.new_event_loop
 
 
 def _seconds(value: str) -> float:
@@ -168,12 +191,13 @@ async def _serve(args: argparse.Namespace) -> int:
         )
         await _start(broker, url, subscription.source)
         logger.info(
-            "consumer %s started: %s on %s, group %s, member %s",
+            "consumer %s started: %s on %s, group %s, member %s, %s event loop",
             consumer.name,
             subscription.source,
             shown,
             subscription.group,
             subscription.member,
+            type(asyncio.get_running_loop()).__module__.partition(".")[0],
         )
         await _wait(stopping, consumer, args.progress_interval)
         # FastStream waits for the message being handled, then closes the connection.
