@@ -84,6 +84,7 @@ nitpick_ignore = [
     ("py:class", "messagebus.service._sync.repository.TModel"),
     ("py:class", "messagebus.service._types.TAsyncHandler"),
     ("py:class", "messagebus.service._types.TSyncHandler"),
+    ("py:class", "messagebus.service.messages.TMessageClass"),
 ]
 
 

@@ -58,6 +58,7 @@ from .service._sync.unit_of_work import (
 )
 from .service.errors import ConfigurationError, MissingDependencyError
 from .service.eventstream import AbstractMessageSerializer, MessageSerializer
+from .service.messages import DecodeError, MessageRegistry
 
 try:
     __version__ = version("messagebus")
@@ -79,6 +80,7 @@ __all__ = [
     "AsyncUnitOfWorkTransaction",
     "Command",
     "ConfigurationError",
+    "DecodeError",
     "Event",
     "Field",
     "GenericCommand",
@@ -86,6 +88,7 @@ __all__ = [
     "GenericModel",
     "Message",
     "MessageId",
+    "MessageRegistry",
     "MessageSerializer",
     "Metadata",
     "MissingDependencyError",

@@ -11,19 +11,25 @@ sqlite3), and add ``messagebus[postgresql]`` for PostgreSQL (asyncpg, psycopg 3)
 - :class:`AsyncSqlAlchemyRepository` / :class:`SyncSqlAlchemyRepository` are the base
   classes of your repositories, which run their statements on that connection;
 - :class:`AsyncOutboxRelay` sends the outbox rows through an event-stream transport, at
-  least once and in order per stream (``python -m messagebus.relay`` runs it as a process).
+  least once and in order per stream (``python -m messagebus.relay`` runs it as a process);
+- :class:`AsyncSqlAlchemyInbox` and :class:`AsyncSqlAlchemyDeadLetters` (with
+  :func:`dead_letters_table`) are the consumer's inbox and dead letters.
 """
 
 from ._async.repository import AsyncSqlAlchemyMessageStoreRepository, AsyncSqlAlchemyRepository
 from ._async.unit_of_work import AsyncSqlAlchemyUnitOfWork
 from ._sync.repository import SyncSqlAlchemyMessageStoreRepository, SyncSqlAlchemyRepository
 from ._sync.unit_of_work import SyncSqlAlchemyUnitOfWork
+from .dead_letters import AsyncSqlAlchemyDeadLetters, dead_letters_table
 from .errors import DatabaseUnavailableError
+from .inbox import AsyncSqlAlchemyInbox
 from .outbox import AsyncOutboxRelay, Backoff
 from .tables import MessagebusTables, UtcDateTime, messagebus_tables
 
 __all__ = [
     "AsyncOutboxRelay",
+    "AsyncSqlAlchemyDeadLetters",
+    "AsyncSqlAlchemyInbox",
     "AsyncSqlAlchemyMessageStoreRepository",
     "AsyncSqlAlchemyRepository",
     "AsyncSqlAlchemyUnitOfWork",
@@ -34,5 +40,6 @@ __all__ = [
     "SyncSqlAlchemyRepository",
     "SyncSqlAlchemyUnitOfWork",
     "UtcDateTime",
+    "dead_letters_table",
     "messagebus_tables",
 ]

@@ -1,0 +1,7 @@
+"""``python -m messagebus.adapters.faststream``: the same as ``messagebus-consume``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
