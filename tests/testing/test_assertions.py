@@ -1,5 +1,7 @@
 """The assertions: they compare messages as the library does, and show what differs."""
 
+import asyncio
+
 import pytest
 
 from messagebus import Event, Metadata
@@ -94,3 +96,13 @@ def test_anything_else_is_refused_with_the_fix() -> None:
     uow.messagestore = None  # type: ignore[assignment]
     with pytest.raises(TypeError, match="give it an in-memory message store"):
         assert_published(uow, [])
+
+
+def test_the_typed_usage_of_the_kit_runs() -> None:
+    from typing_tests._async import testing_usage as async_usage
+    from typing_tests._sync import testing_usage as sync_usage
+
+    assert ["book_registered_v1"] == [
+        sent.envelope["type"] for sent in asyncio.run(async_usage.main())
+    ]
+    assert ["book_registered_v1"] == [sent.envelope["type"] for sent in sync_usage.main()]

@@ -157,7 +157,7 @@ class AsyncInMemoryUnitOfWork(
 
     def __init__(
         self,
-        transport: AsyncAbstractEventstreamTransport | None = None,
+        transport: AsyncInMemoryTransport | None = None,
         **repositories: AsyncAbstractRepository[Any],
     ) -> None:
         self.transport = transport if transport is not None else AsyncInMemoryTransport()

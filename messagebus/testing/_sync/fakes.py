@@ -158,7 +158,7 @@ class SyncInMemoryUnitOfWork(
 
     def __init__(
         self,
-        transport: SyncAbstractEventstreamTransport | None = None,
+        transport: SyncInMemoryTransport | None = None,
         **repositories: SyncAbstractRepository[Any],
     ) -> None:
         self.transport = transport if transport is not None else SyncInMemoryTransport()
