@@ -163,3 +163,12 @@ def test_the_kits_unit_of_work_is_the_default(pytester: pytest.Pytester) -> None
     )
 
     pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_a_run_without_the_plugin_refuses_its_options(project: pytest.Pytester) -> None:
+    project.makeini(INI.format(options="messagebus_testing = true"))
+
+    result = project.runpytest("-p", "no:messagebus")
+
+    assert pytest.ExitCode.OK != result.ret
+    result.stderr.fnmatch_lines(["*Unknown config option: messagebus_testing*"])
