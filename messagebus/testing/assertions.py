@@ -33,7 +33,7 @@ _UNITS_OF_WORK = (AsyncInMemoryUnitOfWork, SyncInMemoryUnitOfWork)
 def assert_handled(target: Any, expected: Sequence[Message[Any]]) -> None:
     """Check that the bus handled exactly ``expected``, in order, in committed transactions.
 
-    :param target: an in-memory unit of work, or its :attr:`messagestore`; the commands
+    :param target: an in-memory unit of work, or its ``messagestore``; the commands
         and the events handled are those it kept (a rolled-back transaction keeps none).
     :raises AssertionError: with the difference between ``expected`` and what was handled.
     """
