@@ -52,6 +52,7 @@ class AsyncScenario(Generic[TAsyncUow]):
     async def when(self, command: GenericCommand[Any] | GenericEvent[Any]) -> Self:
         """Handle ``command`` in a transaction that commits; keep the result in :attr:`result`."""
         handled_from, self._published_from = len(self._store.messages), len(self._store.published)
+        self._handled_from = None  # a command that raises leaves nothing to check
         self.result = await self._handle(command)
         self._handled_from = handled_from
         return self
@@ -80,8 +81,9 @@ class AsyncScenario(Generic[TAsyncUow]):
     def _started(self, method: str) -> int:
         if self._handled_from is None:
             raise RuntimeError(
-                f"{method}() checks what the command of when() caused: await "
-                f"scenario.when(command) first"
+                f"{method}() checks what the command of when() caused, and no command "
+                f"was handled: await scenario.when(command) first, and if it raised, "
+                f"check the exception with pytest.raises instead"
             )
         return self._handled_from
 

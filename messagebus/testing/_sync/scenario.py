@@ -53,6 +53,7 @@ class SyncScenario(Generic[TSyncUow]):
     def when(self, command: GenericCommand[Any] | GenericEvent[Any]) -> Self:
         """Handle ``command`` in a transaction that commits; keep the result in :attr:`result`."""
         handled_from, self._published_from = len(self._store.messages), len(self._store.published)
+        self._handled_from = None  # a command that raises leaves nothing to check
         self.result = self._handle(command)
         self._handled_from = handled_from
         return self
@@ -81,7 +82,9 @@ class SyncScenario(Generic[TSyncUow]):
     def _started(self, method: str) -> int:
         if self._handled_from is None:
             raise RuntimeError(
-                f"{method}() checks what the command of when() caused: scenario.when(command) first"
+                f"{method}() checks what the command of when() caused, and no command "
+                f"was handled: scenario.when(command) first, and if it raised, "
+                f"check the exception with pytest.raises instead"
             )
         return self._handled_from
 

@@ -197,6 +197,8 @@ async def test_a_failing_command_propagates_and_leaves_the_given_state(bus, uow)
     with pytest.raises(ValueError, match="already registered"):
         await scenario.when(DUNE)
     assert 3 == len(uow.messagestore.messages)
+    with pytest.raises(RuntimeError, match=r"pytest\.raises"):
+        scenario.then()
 
 
 async def test_then_before_when_says_what_to_do(bus, uow):
