@@ -20,8 +20,8 @@ class AsyncScenario(Generic[TAsyncUow]):
     from, each in a committed transaction; ``await scenario.when(command)`` handles the
     command under test, in one committed transaction, and keeps its result in
     :attr:`result`; :meth:`then` and :meth:`then_published` check what followed it.
-    Every method returns the scenario. The unit of work's message store must be an
-    :class:`AsyncInMemoryMessageStore` (that of :class:`AsyncInMemoryUnitOfWork` is).
+    Every method returns the scenario. The unit of work's message store must be the
+    kit's, :class:`AsyncInMemoryMessageStore` (that of :class:`AsyncInMemoryUnitOfWork` is).
 
     An exception in a handler propagates from :meth:`given` or :meth:`when`, after the
     transaction rolled back: check it with ``pytest.raises``.
@@ -33,7 +33,7 @@ class AsyncScenario(Generic[TAsyncUow]):
             raise TypeError(
                 f"A scenario reads what the bus did from the message store of "
                 f"{type(uow).__name__}, a {type(store).__name__}: set its messagestore to "
-                f"an AsyncInMemoryMessageStore, or use AsyncInMemoryUnitOfWork"
+                f"the kit's AsyncInMemoryMessageStore, or use AsyncInMemoryUnitOfWork"
             )
         self.bus = bus
         self.uow = uow

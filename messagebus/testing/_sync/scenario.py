@@ -21,8 +21,8 @@ class SyncScenario(Generic[TSyncUow]):
     from, each in a committed transaction; ``scenario.when(command)`` handles the
     command under test, in one committed transaction, and keeps its result in
     :attr:`result`; :meth:`then` and :meth:`then_published` check what followed it.
-    Every method returns the scenario. The unit of work's message store must be an
-    :class:`SyncInMemoryMessageStore` (that of :class:`SyncInMemoryUnitOfWork` is).
+    Every method returns the scenario. The unit of work's message store must be the
+    kit's, :class:`SyncInMemoryMessageStore` (that of :class:`SyncInMemoryUnitOfWork` is).
 
     An exception in a handler propagates from :meth:`given` or :meth:`when`, after the
     transaction rolled back: check it with ``pytest.raises``.
@@ -34,7 +34,7 @@ class SyncScenario(Generic[TSyncUow]):
             raise TypeError(
                 f"A scenario reads what the bus did from the message store of "
                 f"{type(uow).__name__}, a {type(store).__name__}: set its messagestore to "
-                f"an SyncInMemoryMessageStore, or use SyncInMemoryUnitOfWork"
+                f"the kit's SyncInMemoryMessageStore, or use SyncInMemoryUnitOfWork"
             )
         self.bus = bus
         self.uow = uow
