@@ -124,8 +124,8 @@ class AsyncInMemoryMessageStore(AsyncAbstractMessageStoreRepository):
 class AsyncInMemoryTransport(AsyncAbstractEventstreamTransport):
     """A transport that records every envelope it is sent, with its outbox stream.
 
-    Give it to an :class:`~messagebus.AsyncEventstreamPublisher` or to the outbox relay,
-    then check :attr:`sent`.
+    Give it to a publisher (:class:`~messagebus.AsyncEventstreamPublisher`) or to the
+    outbox relay, then check :attr:`sent`.
     """
 
     def __init__(self) -> None:

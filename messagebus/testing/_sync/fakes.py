@@ -125,8 +125,8 @@ class SyncInMemoryMessageStore(SyncAbstractMessageStoreRepository):
 class SyncInMemoryTransport(SyncAbstractEventstreamTransport):
     """A transport that records every envelope it is sent, with its outbox stream.
 
-    Give it to an :class:`~messagebus.SyncEventstreamPublisher` or to the outbox relay,
-    then check :attr:`sent`.
+    Give it to a publisher (:class:`~messagebus.SyncEventstreamPublisher`) or to the
+    outbox relay, then check :attr:`sent`.
     """
 
     def __init__(self) -> None:
