@@ -37,7 +37,7 @@ __all__ = [
 def messagebus_packages(request: pytest.FixtureRequest) -> list[str]:
     """Return the modules or packages whose handlers the buses scan.
 
-    By default the lines of the ini option ``messagebus_handlers``; override this
+    By default the names in the ini option ``messagebus_handlers``; override this
     fixture to compute them, or to scan other packages in part of a test suite.
     """
     try:

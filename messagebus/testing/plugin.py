@@ -25,7 +25,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "messagebus_handlers",
         "The modules or packages whose handlers the messagebus_bus fixture scans.",
-        type="linelist",
+        type="args",
         default=[],
     )
 

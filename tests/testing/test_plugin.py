@@ -107,7 +107,10 @@ def test_the_fixtures_are_off_in_a_project_that_did_not_opt_in(project: pytest.P
 
 
 def test_the_ini_option_turns_the_fixtures_on(project: pytest.Pytester) -> None:
-    project.makeini(INI.format(options="messagebus_testing = true\nmessagebus_handlers = library"))
+    project.makepyfile(empty="")  # a module of no handler, scanned as well
+    project.makeini(
+        INI.format(options="messagebus_testing = true\nmessagebus_handlers = library\n  empty")
+    )
     project.makeconftest(CONFTEST)
 
     result = project.runpytest()
