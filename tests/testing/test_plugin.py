@@ -175,3 +175,19 @@ def test_a_run_without_the_plugin_refuses_its_options(project: pytest.Pytester) 
 
     assert pytest.ExitCode.OK != result.ret
     result.stderr.fnmatch_lines(["*Unknown config option: messagebus_testing*"])
+
+
+def test_without_autoloading_the_plugin_is_loaded_by_name(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    project.makeini(
+        INI.format(options="messagebus_testing = true\nmessagebus_handlers = library")
+        .replace("asyncio_mode = auto\n", "")
+        .replace("asyncio_default_fixture_loop_scope = function\n", "")
+    )
+    project.makeconftest(CONFTEST)
+
+    result = project.runpytest("-p", "messagebus.testing.plugin", "-k", "test_register_sync")
+
+    result.assert_outcomes(passed=1, deselected=2)
