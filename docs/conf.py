@@ -76,6 +76,8 @@ nitpick_ignore_regex = [
     # SQLAlchemy's engines, connections, tables and errors, in the SQL adapter's signatures.
     (r"py:(class|exc)", r"sqlalchemy\..*"),
     (r"py:class", r"prometheus_client\..*"),
+    # pytest's request object, in the signature of a fixture of messagebus.testing.
+    (r"py:class", r"_pytest\..*"),
 ]
 nitpick_ignore = [
     # Private type variables, shown in signatures: a TypeVar is not a documented object.

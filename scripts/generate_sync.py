@@ -31,6 +31,8 @@ PAIRS = [
     ("typing_tests/_async", "typing_tests/_sync"),
     ("messagebus/adapters/sqlalchemy/_async", "messagebus/adapters/sqlalchemy/_sync"),
     ("tests/integration/_async", "tests/integration/_sync"),
+    ("messagebus/testing/_async", "messagebus/testing/_sync"),
+    ("tests/testing/_async", "tests/testing/_sync"),
 ]
 
 # Names unasync does not rename by itself (it already turns AsyncFoo into SyncFoo).

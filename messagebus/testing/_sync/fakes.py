@@ -1,0 +1,189 @@
+# Generated from the _async package by scripts/generate_sync.py: do not edit.
+"""In-memory adapters for tests: a repository base, a message store, a transport, a unit of work.
+
+They behave like a database where a test can see it: what a transaction writes is kept
+only if it commits, and a rollback forgets it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Generic
+
+from messagebus.domain.model import Message
+from messagebus.ports.observability import AbstractMetricsStore
+from messagebus.service._sync.eventstream import (
+    SyncAbstractEventstreamTransport,
+    SyncEventstreamPublisher,
+)
+from messagebus.service._sync.repository import (
+    SyncAbstractMessageStoreRepository,
+    SyncAbstractRepository,
+    TModel,
+)
+from messagebus.service._sync.unit_of_work import SyncAbstractUnitOfWork
+from messagebus.testing._common import SentEnvelope
+
+__all__ = [
+    "SyncInMemoryMessageStore",
+    "SyncInMemoryRepository",
+    "SyncInMemoryTransport",
+    "SyncInMemoryUnitOfWork",
+]
+
+
+class SyncInMemoryRepository(SyncAbstractRepository[TModel], Generic[TModel]):
+    """A repository of models in a dict by id, the base of a test's repositories.
+
+    The id is the model's attribute named by :attr:`id_field` (``"id"`` by default).
+    :meth:`add` and :meth:`get` put the model in ``seen``, so the bus dispatches the
+    events it raised. What a transaction adds or loads waits in ``pending`` until the
+    :class:`SyncInMemoryUnitOfWork` commits; a rollback forgets it, and a loaded model
+    is a copy, so a rolled-back change never reaches :attr:`models`.
+    """
+
+    id_field: ClassVar[str] = "id"
+    """The name of the attribute that identifies a model."""
+
+    def __init__(self, *models: TModel) -> None:
+        super().__init__()
+        self.models: dict[Any, TModel] = {getattr(model, self.id_field): model for model in models}
+        """The committed models, by id: what a test checks."""
+        self.pending: dict[Any, TModel] = {}
+        """The models the running transaction added or loaded, by id."""
+
+    def add(self, model: TModel) -> None:
+        """Store ``model`` in the transaction, replacing the model of the same id."""
+        self._add(model)
+        self.seen.append(model)
+
+    def _add(self, model: TModel) -> None:
+        self.pending[getattr(model, self.id_field)] = model
+
+    def get(self, model_id: Any) -> TModel | None:
+        """Return the model of id ``model_id``, or ``None`` if there is none."""
+        model = self._get(model_id)
+        if model is not None:
+            self.seen.append(model)
+        return model
+
+    def _get(self, model_id: Any) -> TModel | None:
+        if model_id not in self.pending:
+            if model_id not in self.models:
+                return None
+            self.pending[model_id] = self.models[model_id].model_copy(deep=True)
+        return self.pending[model_id]
+
+    def commit(self) -> None:
+        """Keep what the transaction added or changed; the unit of work calls it."""
+        self.models.update(self.pending)
+        self.pending = {}
+
+    def rollback(self) -> None:
+        """Forget what the transaction added or changed; the unit of work calls it."""
+        self.pending = {}
+
+
+class SyncInMemoryMessageStore(SyncAbstractMessageStoreRepository):
+    """A message store that keeps, in order, every message of the committed transactions.
+
+    :attr:`messages` holds the commands and events the bus handled, :attr:`published`
+    the messages sent to the event stream after a commit. A rolled-back transaction
+    leaves nothing in either, with any unit of work.
+    """
+
+    def __init__(self, publisher: SyncEventstreamPublisher | None = None) -> None:
+        super().__init__(publisher)
+        self.messages: list[Message[Any]] = []
+        """The messages the bus handled, in the order it handled them."""
+        self.published: list[Message[Any]] = []
+        """The messages published after a commit, in the order they were sent."""
+        self._uncommitted = 0
+
+    def _add(self, message: Message[Any]) -> None:
+        self.messages.append(message)
+        self._uncommitted += 1
+
+    def publish_eventstream(self) -> None:
+        """Send the buffered messages, then record them in :attr:`published`.
+
+        The unit of work calls it when a committed transaction closes.
+        """
+        self._uncommitted = 0
+        sent = list(self.stream_buffer)
+        super().publish_eventstream()
+        self.published.extend(sent)
+
+    def discard_eventstream(self) -> None:
+        """Forget the messages of the transaction that rolls back."""
+        super().discard_eventstream()
+        if self._uncommitted:
+            del self.messages[-self._uncommitted :]
+            self._uncommitted = 0
+
+
+class SyncInMemoryTransport(SyncAbstractEventstreamTransport):
+    """A transport that records every envelope it is sent, with its outbox stream.
+
+    Give it to a publisher (:class:`~messagebus.SyncEventstreamPublisher`) or to the
+    outbox relay, then check :attr:`sent`.
+    """
+
+    def __init__(self) -> None:
+        self.sent: list[SentEnvelope] = []
+        """What the transport received, in order."""
+
+    def send_message_serialized(self, message: Mapping[str, Any]) -> None:
+        """Record ``message``, sent without a stream."""
+        self.sent.append(SentEnvelope(message, None))
+
+    def send_envelope(self, envelope: Mapping[str, Any], *, stream: str | None) -> None:
+        """Record ``envelope`` with its ``stream``."""
+        self.sent.append(SentEnvelope(envelope, stream))
+
+
+class SyncInMemoryUnitOfWork(
+    SyncAbstractUnitOfWork[Any, SyncInMemoryMessageStore, AbstractMetricsStore]
+):
+    """A unit of work in memory, with a recording message store and transport.
+
+    Pass the repositories by name (``SyncInMemoryUnitOfWork(books=BookRepository())``)
+    or subclass it and set them in ``__init__``, which types ``transaction.uow.books``.
+    :meth:`commit` and :meth:`rollback` end the transaction of every
+    :class:`SyncInMemoryRepository` among its attributes.
+
+    :param transport: where the published messages go; a new
+        :class:`SyncInMemoryTransport` by default, kept as :attr:`transport`.
+    """
+
+    def __init__(
+        self,
+        transport: SyncInMemoryTransport | None = None,
+        **repositories: SyncAbstractRepository[Any],
+    ) -> None:
+        self.transport = transport if transport is not None else SyncInMemoryTransport()
+        """The transport the published messages are sent to."""
+        self.messagestore = SyncInMemoryMessageStore(SyncEventstreamPublisher(self.transport))
+        self.commits = 0
+        """How many transactions committed."""
+        self.rollbacks = 0
+        """How many transactions rolled back."""
+        for name, repository in repositories.items():
+            setattr(self, name, repository)
+
+    def _in_memory_repositories(self) -> list[SyncInMemoryRepository[Any]]:
+        return [
+            member for member in vars(self).values() if isinstance(member, SyncInMemoryRepository)
+        ]
+
+    def commit(self) -> None:
+        """Keep the writes of every in-memory repository."""
+        for repository in self._in_memory_repositories():
+            repository.commit()
+        self.commits += 1
+
+    def rollback(self) -> None:
+        """Forget the writes of every in-memory repository."""
+        for repository in self._in_memory_repositories():
+            repository.rollback()
+        self.rollbacks += 1

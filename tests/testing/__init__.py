@@ -1,0 +1,1 @@
+"""The tests of messagebus.testing, the testing kit users opt into."""
