@@ -176,8 +176,9 @@ def asyncapi_document(
     ``consumes`` are received. Each message travels as the JSON body
     ``{"id", "created_at", "type", "payload"}`` whose ``payload`` is a string holding
     the JSON of :func:`message_schema` (said with ``contentMediaType`` and a
-    ``contentSchema`` pointing into ``components.schemas``, keyed by message type), with the headers ``message-id``, ``message-type``,
-    ``message-created-at`` and, when the outbox relay sends it, ``message-stream``.
+    ``contentSchema`` pointing into ``components.schemas``, keyed by message type), with
+    the headers ``message-id``, ``message-type``, ``message-created-at``
+    and, when the outbox relay sends it, ``message-stream``.
 
     A channel is a destination of the broker: ``destination`` unless ``routes`` maps the
     message type (``name_vN``) or its name to another one, as
