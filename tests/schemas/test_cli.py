@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from tests.schemas.messages import BookRegistered, RegisterBook
 
 MODULE = "tests.schemas.messages"
 
-bus = AsyncMessageBus()
+bus: AsyncMessageBus[Any] = AsyncMessageBus()
 
 
 async def register_book(command: RegisterBook) -> None: ...
