@@ -116,27 +116,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.update and args.check is None:
         parser.error("--update writes new schemas to the snapshot: give it with --check SNAPSHOT")
     routes = dict(route.partition("=")[::2] for route in args.route)
+    if any(not type_ or not where for type_, where in routes.items()):
+        parser.error("--route takes TYPE=DESTINATION, for example book_registered=books")
     try:
         messages = load_messages(*args.targets)
         consumes = load_messages(*args.consumes) if args.consumes else MessageRegistry()
+        if args.check is not None:
+            return _check(messages, args.check, update=args.update)
+        schemas = message_schemas(messages)
+        document = asyncapi_document(
+            messages,
+            consumes,
+            title=args.title,
+            version=args.api_version,
+            destination=args.destination,
+            routes=routes,
+        )
     except ConfigurationError as error:
         print(f"messagebus schema: {error}", file=sys.stderr)
         return 2
-    if args.check is not None:
-        return _check(messages, args.check, update=args.update)
-    schemas = {f"{n}_v{v}": s for (n, v), s in sorted(message_schemas(messages).items())}
-    document = asyncapi_document(
-        messages,
-        consumes,
-        title=args.title,
-        version=args.api_version,
-        destination=args.destination,
-        routes=routes,
-    )
     if args.out is None:
-        sys.stdout.write(dumps({"schemas": schemas, "asyncapi": document}))
+        by_type = {f"{name}_v{version}": s for (name, version), s in sorted(schemas.items())}
+        sys.stdout.write(dumps({"schemas": by_type, "asyncapi": document}))
         return 0
-    written = write_schemas(message_schemas(messages), args.out)
+    written = write_schemas(schemas, args.out)
     (args.out / "asyncapi.json").write_text(dumps(document), encoding="utf-8")
     print(f"wrote {len(written)} schemas and asyncapi.json to {args.out}")
     return 0

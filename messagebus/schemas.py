@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from messagebus.domain.model import Message
+from messagebus.service.errors import ConfigurationError
 from messagebus.service.eventstream import _ENVELOPE_FIELDS
 from messagebus.service.messages import ENVELOPE_HEADERS, MessageRegistry
 
@@ -64,6 +65,8 @@ def message_schema(cls: MessageClass) -> Schema:
     the fields the envelope carries (``message_id``, ``created_at``, ``metadata``) and
     the definitions only they used; its ``title`` is the message type, ``{name}_v{version}``,
     and its ``$schema`` is :data:`JSON_SCHEMA_DIALECT`.
+
+    :raises ConfigurationError: ``cls`` is not a message class with a default ``metadata``.
     """
     name, version = _key(cls)
     schema = cls.model_json_schema(mode="serialization")
@@ -294,11 +297,19 @@ def _classes(messages: Messages) -> list[MessageClass]:
 
 
 def _key(cls: MessageClass) -> tuple[str, int]:
-    metadata = cls.model_fields["metadata"].default
+    is_message = isinstance(cls, type) and issubclass(cls, Message)
+    field = cls.model_fields.get("metadata") if is_message else None
+    metadata: Any = getattr(field, "default", None)
+    if not hasattr(metadata, "schema_version"):
+        raise ConfigurationError(
+            f"{cls!r} has no schema: give a command or event class whose `metadata` field "
+            f"has a default, Metadata(name=..., schema_version=...)"
+        )
     return metadata.name, metadata.schema_version
 
 
 def _published(cls: MessageClass) -> bool:
+    _key(cls)
     return bool(cls.model_fields["metadata"].default.published)
 
 

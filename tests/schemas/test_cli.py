@@ -114,3 +114,16 @@ def test_python_dash_m_messagebus_runs_the_command() -> None:
 
     assert 0 == result.returncode, result.stderr
     assert "book_registered_v1" in json.loads(result.stdout)["schemas"]
+
+
+def test_a_route_needs_a_destination(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["schema", MODULE, "--route", "book_registered"])
+
+    assert "--route takes TYPE=DESTINATION" in capsys.readouterr().err
+
+
+def test_a_route_names_the_channel(capsys: pytest.CaptureFixture[str]) -> None:
+    assert 0 == main(["schema", MODULE, "--route", "book_registered=books"])
+
+    assert ["books"] == list(json.loads(capsys.readouterr().out)["asyncapi"]["channels"])

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from pydantic import Field
 
-from messagebus import Event, MessageRegistry, MessageSerializer, Metadata
+from messagebus import ConfigurationError, Event, MessageRegistry, MessageSerializer, Metadata
 from messagebus.schemas import (
     asyncapi_document,
     check_snapshot,
@@ -189,3 +189,9 @@ def test_the_headers_are_those_the_faststream_transport_sends() -> None:
     headers = document["components"]["messages"]["book_registered_v1"]["headers"]
 
     assert set(faststream.HEADERS.values()) == set(headers["properties"])
+
+
+@pytest.mark.parametrize("cls", [str, Event])
+def test_a_class_without_metadata_has_no_schema(cls: Any) -> None:
+    with pytest.raises(ConfigurationError, match="has no schema: give a command or event"):
+        message_schemas([cls])
