@@ -113,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--route", action="append", default=[], metavar="TYPE=DEST", help="a message's channel"
     )
     args = parser.parse_args(argv)
+    if args.out is not None and args.check is not None:
+        parser.error("--out writes the schemas, --check compares them: run one at a time")
     if args.update and args.check is None:
         parser.error("--update writes new schemas to the snapshot: give it with --check SNAPSHOT")
     routes = dict(route.partition("=")[::2] for route in args.route)

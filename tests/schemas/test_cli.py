@@ -127,3 +127,12 @@ def test_a_route_names_the_channel(capsys: pytest.CaptureFixture[str]) -> None:
     assert 0 == main(["schema", MODULE, "--route", "book_registered=books"])
 
     assert ["books"] == list(json.loads(capsys.readouterr().out)["asyncapi"]["channels"])
+
+
+def test_out_and_check_are_one_at_a_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["schema", MODULE, "--out", str(tmp_path), "--check", str(tmp_path)])
+
+    assert "run one at a time" in capsys.readouterr().err
