@@ -150,6 +150,8 @@ def check_snapshot(
     problem; with ``update=True`` its file is written. A file that differs is never
     overwritten. Messages that are not published are not checked: they never leave the
     service, so no one else reads their schema.
+
+    :raises ConfigurationError: a file of the snapshot is not a JSON object.
     """
     problems = []
     new = {}
@@ -157,11 +159,23 @@ def check_snapshot(
         path = snapshot / schema_file_name(*key)
         if not path.exists():
             new[key] = schema
-        elif _structure(json.loads(path.read_text(encoding="utf-8"))) != _structure(schema):
+        elif _structure(_read(path)) != _structure(schema):
             problems.append(SchemaProblem(key[0], key[1], path))
     if update and new:
         write_schemas(new, snapshot)
     return problems
+
+
+def _read(path: Path) -> Schema:
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        schema = error
+    if not isinstance(schema, dict):
+        raise ConfigurationError(
+            f"{path} is not a JSON Schema ({schema}): restore it from version control"
+        )
+    return schema
 
 
 def asyncapi_document(

@@ -226,3 +226,11 @@ def test_the_specification_schema_refuses_a_wrong_document() -> None:
     del document["info"]["version"]
 
     assert 2 == len(_asyncapi_errors(document))
+
+
+@pytest.mark.parametrize("text", ["{not json", "[]"])
+def test_a_broken_snapshot_file_is_named(snapshot: Path, text: str) -> None:
+    (snapshot / "book_registered_v1.json").write_text(text)
+
+    with pytest.raises(ConfigurationError, match=r"book_registered_v1.json is not a JSON Schema"):
+        check_snapshot([BookRegistered], snapshot)
