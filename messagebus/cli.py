@@ -59,7 +59,7 @@ def load_messages(*targets: str) -> MessageRegistry:
         if isinstance(getattr(found, "registry", None), MessageRegistry):
             found = found.registry
         if isinstance(found, MessageRegistry):
-            for cls in found._classes.values():
+            for cls in found.classes():
                 registry.register(cls)
         elif hasattr(found, "commands_registry") and hasattr(found, "events_registry"):
             registry.register_bus(found)

@@ -306,7 +306,7 @@ def _rebase(schema: Any, pointer: str) -> Any:
 def _classes(messages: Messages) -> list[MessageClass]:
     if isinstance(messages, MessageRegistry):
         # The registry has no public way to list its classes yet.
-        return list(messages._classes.values())
+        return list(messages.classes())
     return list(messages)
 
 

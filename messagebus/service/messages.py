@@ -185,6 +185,10 @@ class MessageRegistry:
     def __len__(self) -> int:
         return len(self._classes)
 
+    def classes(self) -> list[type[Message[Any]]]:
+        """Return the registered classes, in the order they were registered."""
+        return list(self._classes.values())
+
     def decode(
         self,
         body: bytes | str | Mapping[str, Any],

@@ -53,6 +53,12 @@ def test_from_bus_registers_the_classes_with_handlers() -> None:
     assert 2 == len(registry)
 
 
+def test_classes_lists_the_registered_classes_in_order() -> None:
+    registry = MessageRegistry([BookRegistered, BookRegisteredV2])
+    registry.register(RegisterBook)
+    assert [BookRegistered, BookRegisteredV2, RegisterBook] == registry.classes()
+
+
 def test_registering_a_class_twice_is_harmless() -> None:
     registry = MessageRegistry([BookRegistered])
     assert BookRegistered is registry.register(BookRegistered)
