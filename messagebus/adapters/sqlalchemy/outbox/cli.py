@@ -27,12 +27,22 @@ import functools
 import importlib
 import inspect
 import logging
+import math
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from messagebus.adapters.sqlalchemy.outbox.urls import (
+    DatabaseUrl,
+    RedactingFormatter,
+    Redactor,
+    UrlError,
+    read_url,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -47,6 +57,7 @@ PROG = "messagebus-relay"
 ENV_DB = "MESSAGEBUS_RELAY_DB"
 _ASYNC_DRIVERS = {"postgresql": "asyncpg", "postgres": "asyncpg", "sqlite": "aiosqlite"}
 _SYNC_DRIVERS = {"", "psycopg2", "pg8000", "pysqlite"}
+_YEAR = 365 * 24 * 3600
 
 logger = logging.getLogger("messagebus.relay")
 
@@ -56,22 +67,44 @@ class RelayConfigurationError(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the relay with the command-line arguments ``argv``; return the exit status."""
+    """Run the command with the command-line arguments ``argv``; return the exit status.
+
+    Nothing it prints holds the password of the database URL, whatever the URL: a URL
+    that cannot be read safely is refused with one line, and every log line and error is
+    cleaned of the URL's secrets.
+    """
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
     try:
-        return asyncio.run(_serve(args))
-    except RelayConfigurationError as exc:
+        database = read_url(args.db)
+    except UrlError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
+    redact = Redactor(database.secrets)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", redact)
+    )
+    logging.basicConfig(level=args.log_level, handlers=[handler])
+    try:
+        return asyncio.run(_serve(args, database))
+    except RelayConfigurationError as exc:
+        print(redact(f"{PROG}: {exc}"), file=sys.stderr)
+        return 2
+    except Exception:  # a bug of ours or of the transport: show it, without the secrets
+        print(redact(traceback.format_exc()), file=sys.stderr, end="")
+        return 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, without the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``message`` on one line and exit with status 2."""
+        self.exit(2, f"{PROG}: {message}\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Deliver the messages of the messagebus outbox table to an event stream.",
     )
@@ -94,34 +127,55 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--poll-interval",
-        type=float,
+        type=_seconds,
         default=1.0,
         metavar="SECONDS",
         help="sleep when nothing is due (%(default)s)",
     )
     parser.add_argument(
         "--commit-interval",
-        type=float,
+        type=_seconds,
         default=0.1,
         metavar="SECONDS",
         help="commit the delivered marks at least this often; 0: after every row (%(default)s)",
     )
     parser.add_argument(
+        "--send-timeout",
+        type=_positive_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="a send that has not returned after this long fails (%(default)s)",
+    )
+    parser.add_argument(
+        "--backoff-base",
+        type=_positive_seconds,
+        default=1.0,
+        metavar="SECONDS",
+        help="the wait after a row's first failed send, doubled at each failure (%(default)s)",
+    )
+    parser.add_argument(
+        "--backoff-cap",
+        type=_positive_seconds,
+        default=300.0,
+        metavar="SECONDS",
+        help="the longest wait between two sends of a failing row (%(default)s)",
+    )
+    parser.add_argument(
         "--progress-interval",
-        type=float,
+        type=_seconds,
         default=10.0,
         metavar="SECONDS",
         help="seconds between progress lines; 0: no progress lines (%(default)s)",
     )
     parser.add_argument(
         "--keep-delivered",
-        type=float,
+        type=_days,
         metavar="DAYS",
         help="delete the rows delivered more than DAYS ago (default: keep them)",
     )
     parser.add_argument(
         "--connect-timeout",
-        type=float,
+        type=_positive_seconds,
         default=10.0,
         metavar="SECONDS",
         help="give up reaching the database at start after this long (%(default)s)",
@@ -140,16 +194,52 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _positive_int(value: str) -> int:
-    number = int(value)
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, not {number}")
     return number
 
 
-async def _serve(args: argparse.Namespace) -> int:
+def _seconds(value: str) -> float:
+    """Read a number of seconds from 0 to a year.
+
+    nan compares false with everything and inf never ends; past a year, dates computed
+    from it leave what datetime can hold.
+    """
+    return _bounded(value, _YEAR, "a year")
+
+
+def _days(value: str) -> float:
+    return _bounded(value, 365_000, "1000 years")
+
+
+def _bounded(value: str, most: float, said: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not (math.isfinite(number) and 0 <= number <= most):
+        raise argparse.ArgumentTypeError(
+            f"must be a number from 0 to {most:g} ({said}), not {value}"
+        )
+    return number
+
+
+def _positive_seconds(value: str) -> float:
+    number = _seconds(value)
+    if number == 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return number
+
+
+async def _serve(args: argparse.Namespace, database: DatabaseUrl) -> int:
     try:
         from sqlalchemy.exc import SQLAlchemyError
 
+        from messagebus.adapters.sqlalchemy.outbox.backoff import Backoff
         from messagebus.adapters.sqlalchemy.outbox.reasons import error_reason
         from messagebus.adapters.sqlalchemy.outbox.relay import AsyncOutboxRelay
     except ImportError as exc:
@@ -157,16 +247,22 @@ async def _serve(args: argparse.Namespace) -> int:
             f"{exc}: install the SQLAlchemy adapter, pip install 'messagebus[sqlalchemy]'"
         ) from None
 
-    given, url = _urls(args.db)
-    shown = given.render_as_string(hide_password=True)
+    if args.backoff_cap < args.backoff_base:
+        raise RelayConfigurationError(
+            f"--backoff-cap {args.backoff_cap:g} is below --backoff-base "
+            f"{args.backoff_base:g}: the longest wait cannot be shorter than the first"
+        )
+    shown = database.shown
     transport = await _load_transport(args.transport)
-    engine = _engine(url, shown)
+    engine = _engine(_async_url(database.url), shown)
     relay = AsyncOutboxRelay(
         engine,
         transport,
         prefix=args.prefix,
         batch_size=args.batch_size,
         poll_interval=args.poll_interval,
+        backoff=Backoff(base=args.backoff_base, cap=args.backoff_cap),
+        send_timeout=args.send_timeout,
         commit_interval=args.commit_interval,
         progress_interval=args.progress_interval or None,
         keep_delivered=None if args.keep_delivered is None else timedelta(args.keep_delivered),
@@ -226,23 +322,13 @@ async def _close(transport: object) -> None:
             return
 
 
-def _urls(raw: str) -> tuple[URL, URL]:
-    """Return the URL as given, to show, and the one to connect with, async."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        given = make_url(raw)
-    except ArgumentError:
-        raise RelayConfigurationError(
-            "--db is not a database URL: write it like postgresql://user@host/db "
-            "or sqlite:///path/to/file.db"
-        ) from None
+def _async_url(given: URL) -> URL:
+    """Return the URL to connect with: a URL without an async driver gets one."""
     backend, _, driver = given.drivername.partition("+")
     if driver in _SYNC_DRIVERS and backend in _ASYNC_DRIVERS:
         backend = "postgresql" if backend == "postgres" else backend
-        return given, given.set(drivername=f"{backend}+{_ASYNC_DRIVERS[backend]}")
-    return given, given
+        return given.set(drivername=f"{backend}+{_ASYNC_DRIVERS[backend]}")
+    return given
 
 
 def _engine(url: URL, shown: str) -> AsyncEngine:
@@ -307,7 +393,8 @@ async def _load_transport(spec: str) -> AsyncAbstractEventstreamTransport:
         transport = factory()
         if inspect.isawaitable(transport):
             transport = await transport
-    except Exception as exc:
+    # SystemExit too: `builtins:exit` would end the process with status 0, silently.
+    except (Exception, SystemExit) as exc:
         raise RelayConfigurationError(
             f"the transport factory {spec} failed: {type(exc).__name__}: {exc}"
         ) from None
