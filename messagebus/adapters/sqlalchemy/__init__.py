@@ -14,9 +14,11 @@ sqlite3), and add ``messagebus[postgresql]`` for PostgreSQL (asyncpg, psycopg 3)
   least once and in order per stream (``python -m messagebus.relay`` runs it as a process).
 """
 
-from ._async.repository import AsyncSqlAlchemyMessageStoreRepository, AsyncSqlAlchemyRepository
+from ._async.message_store import AsyncSqlAlchemyMessageStoreRepository
+from ._async.repository import AsyncSqlAlchemyRepository
 from ._async.unit_of_work import AsyncSqlAlchemyUnitOfWork
-from ._sync.repository import SyncSqlAlchemyMessageStoreRepository, SyncSqlAlchemyRepository
+from ._sync.message_store import SyncSqlAlchemyMessageStoreRepository
+from ._sync.repository import SyncSqlAlchemyRepository
 from ._sync.unit_of_work import SyncSqlAlchemyUnitOfWork
 from .errors import DatabaseUnavailableError
 from .outbox import AsyncOutboxRelay, Backoff
