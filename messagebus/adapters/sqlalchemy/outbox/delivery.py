@@ -1,0 +1,348 @@
+"""How a relay delivers one stream: lease its first rows, send them in order, mark them.
+
+The fence is a lease kept in the rows themselves. Claiming a stream sets the
+``available_at`` of its first pending rows to the end of a lease (the database's time
+plus ``lease`` seconds), in one statement that succeeds only if the stream's head is due;
+no other relay finds those rows due before the lease ends. The relay starts a send only
+if the send, bounded by ``send_timeout``, ends before the lease does by its own
+monotonic clock, which started before the claim: so when another relay may take the
+stream, the first has finished its last send. It renews the lease while it still has
+rows to send, with a statement that checks the lease's end as a token: if another relay
+took the rows, the renewal finds none and this relay stops before its next send.
+
+No connection is held while the transport works: each step is a short transaction, so a
+connection that dies (a killed backend, a restarted server) costs one retry on a fresh
+connection, never a stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from messagebus.adapters.sqlalchemy.outbox.reasons import describe, error_reason
+
+if TYPE_CHECKING:
+    from messagebus.adapters.sqlalchemy.outbox.relay import AsyncOutboxRelay
+
+__all__ = ["StreamDelivery"]
+
+logger = logging.getLogger("messagebus.relay")
+
+T = TypeVar("T")
+
+# How long, at most, a cancelled relay tries to mark what it sent before it ends.
+_CANCEL_GRACE = 1.0
+
+
+@dataclass
+class _Row:
+    id: int
+    attempts: int
+    envelope: Mapping[str, Any] | None
+    unreadable: str | None = None
+
+
+def _read(row_id: int, text: str | None, attempts: int) -> _Row:
+    """Decode a row's payload; a payload that is not a JSON object makes the row unreadable."""
+    try:
+        envelope = json.loads(text) if text is not None else None
+    except ValueError as exc:
+        return _Row(row_id, attempts, None, f"unreadable payload, not JSON: {describe(exc)}")
+    if not isinstance(envelope, dict):
+        kind = type(envelope).__name__
+        return _Row(row_id, attempts, None, f"unreadable payload: a JSON {kind}, not an object")
+    return _Row(row_id, attempts, envelope)
+
+
+@dataclass
+class _Lease:
+    token: datetime
+    deadline: float
+    """The lease's end on this host's monotonic clock: never later than in the database."""
+    rows: list[_Row]
+    held: list[int] = field(default_factory=list)
+
+
+class StreamDelivery:
+    """One pass over one stream: claim, send, record. Built by the relay for each pass."""
+
+    def __init__(self, relay: AsyncOutboxRelay, stream: str) -> None:
+        self.relay = relay
+        self.stream = stream
+        self.sql = relay._statements
+
+    async def _transact(
+        self,
+        work: Callable[[AsyncConnection], Awaitable[T]],
+        undo: Callable[[AsyncConnection, T], Awaitable[object]] | None = None,
+    ) -> T:
+        """Run ``work`` in a transaction; once more on a fresh connection if it died.
+
+        A cancellation lets the transaction end first (for at most ``_CANCEL_GRACE``
+        seconds), then calls ``undo`` with its result, then goes on: a statement
+        cancelled midway can leave a connection in a transaction that holds locks.
+        """
+        task = asyncio.ensure_future(self._transact_retrying(work))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                async with asyncio.timeout(_CANCEL_GRACE):
+                    result = await task
+                    if undo is not None:
+                        await self._transact_retrying(lambda conn: undo(conn, result))
+            if not task.done():
+                task.cancel()
+            raise
+
+    async def _transact_retrying(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        try:
+            async with self.relay.engine.begin() as conn:
+                return await work(conn)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+        # The pool dropped the dead connection: the next one is new. Every statement of
+        # this module is safe to repeat (each checks the state it changes).
+        async with self.relay.engine.begin() as conn:
+            return await work(conn)
+
+    async def run(self, limit: int) -> int:
+        """Deliver up to ``limit`` rows of the stream; return how many were marked delivered."""
+        lease = await self._claim(limit)
+        if lease is None:
+            return 0
+        relay = self.relay
+        sent: list[int] = []
+        done: set[int] = set()
+        delivered = 0
+        last_commit = time.monotonic()
+        try:
+            for row in lease.rows:
+                if relay.stopping or not await self._hold(lease, done):
+                    break
+                if row.unreadable is not None:
+                    done.add(row.id)
+                    buried = await self._bury(lease, row, row.unreadable, tried=0)
+                    if relay.block_on_dead or not buried:
+                        break
+                    continue
+                assert row.envelope is not None
+                error = await self._send(row.envelope)
+                if error is None:
+                    sent.append(row.id)
+                    done.add(row.id)
+                    if time.monotonic() - last_commit >= relay.commit_interval:
+                        delivered += await self._mark(sent)
+                        last_commit = time.monotonic()
+                    continue
+                relay.failed_attempts += 1
+                reason = describe(error)
+                limit_reached = (
+                    relay.max_attempts is not None and row.attempts + 1 >= relay.max_attempts
+                )
+                done.add(row.id)
+                if not limit_reached:
+                    await self._postpone(lease, row, reason)
+                    break
+                # A row not recorded dead is still pending: the rows after it must wait.
+                if not await self._bury(lease, row, reason, tried=1) or relay.block_on_dead:
+                    break
+        except asyncio.CancelledError:
+            # Cancelled: mark what was sent if the database answers at once, then end.
+            try:
+                async with asyncio.timeout(_CANCEL_GRACE):
+                    await self._finish(lease, sent, done)
+            except (Exception, asyncio.CancelledError):
+                pass
+            raise
+        delivered += await self._finish(lease, sent, done)
+        return delivered
+
+    async def _claim(self, limit: int) -> _Lease | None:
+        relay = self.relay
+        sql = self.sql
+        started = time.monotonic()
+
+        async def claim(conn: AsyncConnection) -> list[Any]:
+            if sql.postgresql:
+                key = relay._lock_key(self.stream)
+                if not (await conn.execute(sql.lock, {"key": key})).scalar_one():
+                    return []  # another relay is claiming this stream right now
+            params = {"the_stream": self.stream, "limit": limit, "lease": sql.delay(relay.lease)}
+            return list((await conn.execute(sql.claim, params)).all())
+
+        async def hand_back(conn: AsyncConnection, rows: list[Any]) -> None:
+            if rows:
+                ids = [row[0] for row in rows]
+                await conn.execute(sql.release, {"ids": ids, "token": rows[0][3]})
+
+        rows = await self._transact(claim, undo=hand_back)
+        if not rows:
+            return None
+        rows.sort(key=lambda row: row[0])
+        token = rows[0][3]
+        return _Lease(
+            token=token,
+            deadline=started + relay.lease,
+            rows=[_read(row_id, text, attempts) for row_id, text, attempts, _ in rows],
+            held=[row[0] for row in rows],
+        )
+
+    async def _hold(self, lease: _Lease, done: set[int]) -> bool:
+        """Whether a send may start now: renew the lease when its end draws near."""
+        relay = self.relay
+        margin = relay.send_timeout
+        if time.monotonic() + 2 * margin < lease.deadline:
+            return True
+        unsent = [row_id for row_id in lease.held if row_id not in done]
+        started = time.monotonic()
+        params = {"ids": unsent, "token": lease.token, "lease": self.sql.delay(relay.lease)}
+
+        async def renew(conn: AsyncConnection) -> list[Any]:
+            return list((await conn.execute(self.sql.renew, params)).scalars())
+
+        try:
+            tokens = await self._transact(renew)
+        except (SQLAlchemyError, OSError) as exc:
+            logger.warning(
+                "outbox relay: cannot renew the lease of stream %r (%s); it stops until "
+                "the lease ends",
+                self.stream,
+                error_reason(exc),
+            )
+            return False
+        if len(tokens) < len(unsent):
+            logger.warning(
+                "outbox relay: stream %r was taken by another relay; this one stops sending it",
+                self.stream,
+            )
+            lease.held = []
+            return False
+        lease.token = tokens[0] if tokens else lease.token
+        lease.deadline = started + relay.lease
+        return True
+
+    async def _send(self, envelope: Mapping[str, Any]) -> BaseException | None:
+        """Send one envelope within ``send_timeout``; return the error if it failed."""
+        relay = self.relay
+        relay.in_flight += 1
+        try:
+            async with asyncio.timeout(relay.send_timeout):
+                await relay.transport.send_envelope(envelope, stream=self.stream)
+        except Exception as exc:  # any failure of the transport is the row's to record
+            return exc
+        finally:
+            relay.in_flight -= 1
+        return None
+
+    async def _mark(self, sent: list[int]) -> int:
+        """Mark the rows of ``sent`` delivered in one transaction, empty it, return how many."""
+        if not sent:
+            return 0
+
+        async def mark(conn: AsyncConnection) -> None:
+            await conn.execute(self.sql.deliver, {"ids": list(sent)})
+
+        await self._transact(mark)
+        count = len(sent)
+        self.relay.delivered += count
+        sent.clear()
+        return count
+
+    async def _finish(self, lease: _Lease, sent: list[int], done: set[int]) -> int:
+        """Mark the sent rows and hand back the rows not tried, in one transaction."""
+        unsent = [row_id for row_id in lease.held if row_id not in done]
+
+        async def finish(conn: AsyncConnection) -> None:
+            if sent:
+                await conn.execute(self.sql.deliver, {"ids": list(sent)})
+            if unsent:
+                await conn.execute(self.sql.release, {"ids": unsent, "token": lease.token})
+
+        if not sent and not unsent:
+            return 0
+        await self._transact(finish)
+        count = len(sent)
+        self.relay.delivered += count
+        sent.clear()
+        lease.held = []
+        return count
+
+    async def _postpone(self, lease: _Lease, row: _Row, reason: str) -> None:
+        relay = self.relay
+        delay = relay.backoff.delay(row.attempts + 1)
+        params = {
+            "row_id": row.id,
+            "token": lease.token,
+            "reason": reason,
+            "delay": self.sql.delay(delay),
+        }
+        if await self._record(self.sql.postpone, params, row, reason):
+            logger.warning(
+                "outbox relay: sending row %s of stream %r failed (attempt %s): %s; "
+                "the stream waits %.1fs",
+                row.id,
+                self.stream,
+                row.attempts + 1,
+                reason,
+                delay,
+            )
+
+    async def _bury(self, lease: _Lease, row: _Row, reason: str, *, tried: int) -> bool:
+        """Set ``row`` dead with ``reason``; return whether that was recorded."""
+        relay = self.relay
+        params = {"row_id": row.id, "token": lease.token, "reason": reason, "tried": tried}
+        buried = await self._record(self.sql.bury, params, row, reason)
+        if buried:
+            relay.dead += 1
+            then = "waits for an operator" if relay.block_on_dead else "goes on"
+            logger.error(
+                "outbox relay: row %s of stream %r is dead after %s attempts: %s; "
+                "its stream %s (list the dead rows with `messagebus-relay dead list`)",
+                row.id,
+                self.stream,
+                row.attempts + tried,
+                reason,
+                then,
+            )
+        return buried
+
+    async def _record(self, statement: Any, params: dict[str, Any], row: _Row, reason: str) -> bool:
+        """Run a statement that records a row's failure; a database error is logged only.
+
+        Recording a failure must never stop the relay: the row keeps its previous state
+        and is tried again once the lease ends.
+        """
+
+        async def record(conn: AsyncConnection) -> int:
+            return (await conn.execute(statement, params)).rowcount
+
+        try:
+            recorded = await self._transact(record)
+        except (SQLAlchemyError, OSError) as exc:
+            logger.error(
+                "outbox relay: cannot record the failure of row %s of stream %r (%s): %s",
+                row.id,
+                self.stream,
+                reason,
+                error_reason(exc),
+            )
+            return False
+        if not recorded:
+            logger.warning(
+                "outbox relay: stream %r was taken by another relay; this one stops sending it",
+                self.stream,
+            )
+        return bool(recorded)
