@@ -119,6 +119,7 @@ class RelayStatements:
                 attempts=o.attempts + bindparam("tried"),
                 last_error=bindparam("reason", type_=o.last_error.type),
                 dead_at=now,
+                available_at=now,  # the lease ends: a retry only has to clear dead_at
             )
         )
         """Set a held row dead, with its reason; ``tried`` is 1 if it was sent, 0 if not."""
