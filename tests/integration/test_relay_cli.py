@@ -14,6 +14,7 @@ import pytest
 from tests.integration.relay_support import (
     HERE,
     OutboxDatabase,
+    eventually,
     in_order_per_stream,
     outbox_database,
 )
@@ -93,6 +94,11 @@ async def delivered_ids(db: OutboxDatabase) -> list[str]:
     return [str(row["message_id"]) for row in await db.rows() if row["delivered_at"]]
 
 
+async def all_delivered(db: OutboxDatabase, ids: list[str]) -> bool:
+    """Every row was delivered."""
+    return len(ids) == len(await delivered_ids(db))
+
+
 async def test_once_delivers_what_is_due_and_exits_0(db: OutboxDatabase, tmp_path: Path) -> None:
     ids = await db.add({"a": 5, "b": 5})
     relay = Relay(db, tmp_path / "sent.txt")
@@ -103,18 +109,21 @@ async def test_once_delivers_what_is_due_and_exits_0(db: OutboxDatabase, tmp_pat
     assert sorted(ids) == sorted(relay.sent())
     assert in_order_per_stream(relay.sent(), ids, await db.stream_of())
     assert sorted(ids) == sorted(await delivered_ids(db))
-    assert "10 delivered, 0 failed sends, 0 pending" in stderr
+    assert "outbox relay stopped: 10 delivered, 0 failed sends, 0 dead, 0 pending" in stderr
 
 
-# Each send takes at least 10 ms: the marks committed every 100 ms leave 10 rows at most
-# to send again, and the marks committed after each row the one row being marked.
-@pytest.mark.parametrize(("commit_interval", "most_duplicates"), [("0.1", 11), ("0", 1)])
+# Each send takes at least 10 ms and the three streams are sent at once: the marks
+# committed every 100 ms leave at most 10 rows per stream to send again, and the marks
+# committed after each row the row being marked, one per stream.
+@pytest.mark.parametrize(("commit_interval", "most_duplicates"), [("0.1", 33), ("0", 3)])
 async def test_a_relay_killed_mid_batch_loses_nothing(
     db: OutboxDatabase, tmp_path: Path, commit_interval: str, most_duplicates: int
 ) -> None:
     ids = await db.add({"a": 40, "b": 40, "c": 40})
     first = Relay(db, tmp_path / "sent.txt", delay=0.01)
-    await first.start("--batch-size", "50", "--commit-interval", commit_interval)
+    # A short lease (3 x the send timeout) lets the next relay take the streams soon.
+    options = ("--batch-size", "50", "--commit-interval", commit_interval, "--send-timeout", "0.2")
+    await first.start(*options)
     await first.wait_for_sent(30)
 
     assert first.process is not None
@@ -125,7 +134,11 @@ async def test_a_relay_killed_mid_batch_loses_nothing(
     assert pending_after_kill > 0, "the relay finished before it was killed"
 
     second = Relay(db, tmp_path / "sent.txt")
-    status, stderr = await second.run("--once", "--batch-size", "50")
+    await second.start("--batch-size", "50")
+    await eventually(lambda: all_delivered(db, ids))
+    assert second.process is not None
+    second.process.send_signal(signal.SIGTERM)
+    status, stderr = await second.wait()
 
     assert 0 == status, stderr
     sent = second.sent()
@@ -282,7 +295,7 @@ async def test_a_second_signal_stops_without_finishing_the_row(
 
 
 async def test_the_command_closes_the_transport_when_it_stops() -> None:
-    from messagebus.adapters.sqlalchemy.outbox.cli import _close
+    from messagebus.adapters.sqlalchemy.outbox.cli_run import _close
 
     class Closing:
         closed = False

@@ -11,7 +11,9 @@ sqlite3), and add ``messagebus[postgresql]`` for PostgreSQL (asyncpg, psycopg 3)
 - :class:`AsyncSqlAlchemyRepository` / :class:`SyncSqlAlchemyRepository` are the base
   classes of your repositories, which run their statements on that connection;
 - :class:`AsyncOutboxRelay` sends the outbox rows through an event-stream transport, at
-  least once and in order per stream (``python -m messagebus.relay`` runs it as a process).
+  least once and in order per stream (``python -m messagebus.relay`` runs it as a process);
+- :class:`AsyncOutboxAdmin` shows the backlog of the outbox and lists, retries or
+  discards its dead rows (``messagebus-relay status``, ``messagebus-relay dead``).
 """
 
 from ._async.message_store import AsyncSqlAlchemyMessageStoreRepository
@@ -22,16 +24,21 @@ from ._sync.repository import SyncSqlAlchemyRepository
 from ._sync.unit_of_work import SyncSqlAlchemyUnitOfWork
 from .errors import DatabaseUnavailableError
 from .outbox import AsyncOutboxRelay, Backoff
+from .outbox.admin import AsyncOutboxAdmin, DeadRow, OutboxStatus, StreamStatus
 from .tables import MessagebusTables, UtcDateTime, messagebus_tables
 
 __all__ = [
+    "AsyncOutboxAdmin",
     "AsyncOutboxRelay",
     "AsyncSqlAlchemyMessageStoreRepository",
     "AsyncSqlAlchemyRepository",
     "AsyncSqlAlchemyUnitOfWork",
     "Backoff",
     "DatabaseUnavailableError",
+    "DeadRow",
     "MessagebusTables",
+    "OutboxStatus",
+    "StreamStatus",
     "SyncSqlAlchemyMessageStoreRepository",
     "SyncSqlAlchemyRepository",
     "SyncSqlAlchemyUnitOfWork",

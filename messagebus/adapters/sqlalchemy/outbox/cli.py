@@ -1,6 +1,6 @@
-"""The outbox relay as a process: ``messagebus-relay`` or ``python -m messagebus.relay``.
+"""The command line of the outbox: ``messagebus-relay`` or ``python -m messagebus.relay``.
 
-It delivers the rows of the outbox table with
+``messagebus-relay [run]`` delivers the rows of the outbox table with
 :class:`~messagebus.adapters.sqlalchemy.AsyncOutboxRelay` until it gets SIGTERM or
 SIGINT, then finishes the row being sent and exits with status 0::
 
@@ -17,63 +17,58 @@ Exit status: 0 when stopped by a signal, or with ``--once`` when every due row w
 delivered; 1 with ``--once`` when a send failed (the row waits for its backoff) or on a
 second signal, which stops without finishing the row; 2 when the configuration is wrong
 or the database cannot be reached, with one line on stderr that says why.
+
+The operator's commands work on the same database and table options:
+
+- ``messagebus-relay status`` prints the pending, delivered and dead rows and the age of
+  the oldest pending row of each stream (``--json`` for a program);
+- ``messagebus-relay dead list`` lists the dead rows with their reason;
+  ``dead retry`` makes them pending again and ``dead discard`` deletes them, chosen by
+  id, by ``--stream`` or ``--all``; they exit 1 when no dead row matched.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
-import importlib
-import inspect
 import logging
 import math
 import os
-import signal
 import sys
 import traceback
 from collections.abc import Sequence
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import NoReturn
 
+from messagebus.adapters.sqlalchemy.outbox.cli_admin import add_commands, administer
+from messagebus.adapters.sqlalchemy.outbox.cli_common import RelayConfigurationError
+from messagebus.adapters.sqlalchemy.outbox.cli_run import serve
+from messagebus.adapters.sqlalchemy.outbox.relay import DEFAULT_MAX_ATTEMPTS
 from messagebus.adapters.sqlalchemy.outbox.urls import (
-    DatabaseUrl,
     RedactingFormatter,
     Redactor,
     UrlError,
     read_url,
 )
 
-if TYPE_CHECKING:
-    from sqlalchemy.engine import URL
-    from sqlalchemy.ext.asyncio import AsyncEngine
-
-    from messagebus.adapters.sqlalchemy.outbox.relay import AsyncOutboxRelay
-    from messagebus.service._async.eventstream import AsyncAbstractEventstreamTransport
-
 __all__ = ["main"]
 
 PROG = "messagebus-relay"
 ENV_DB = "MESSAGEBUS_RELAY_DB"
-_ASYNC_DRIVERS = {"postgresql": "asyncpg", "postgres": "asyncpg", "sqlite": "aiosqlite"}
-_SYNC_DRIVERS = {"", "psycopg2", "pg8000", "pysqlite"}
+COMMANDS = ("run", "status", "dead")
 _YEAR = 365 * 24 * 3600
-
-logger = logging.getLogger("messagebus.relay")
-
-
-class RelayConfigurationError(Exception):
-    """The relay cannot start: the message says what is wrong and how to fix it."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command with the command-line arguments ``argv``; return the exit status.
 
-    Nothing it prints holds the password of the database URL, whatever the URL: a URL
-    that cannot be read safely is refused with one line, and every log line and error is
-    cleaned of the URL's secrets.
+    Without a command name, the command is ``run``. Nothing it prints holds the password
+    of the database URL, whatever the URL: a URL that cannot be read safely is refused
+    with one line, and every log line, error and traceback is cleaned of its secrets.
     """
-    args = _parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if not arguments or arguments[0] not in COMMANDS:
+        arguments.insert(0, "run")
+    args = _parser().parse_args(arguments)
     try:
         database = read_url(args.db)
     except UrlError as exc:
@@ -86,7 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.basicConfig(level=args.log_level, handlers=[handler])
     try:
-        return asyncio.run(_serve(args, database))
+        if args.command == "run":
+            return asyncio.run(serve(args, database))
+        return asyncio.run(administer(args, database))
     except RelayConfigurationError as exc:
         print(redact(f"{PROG}: {exc}"), file=sys.stderr)
         return 2
@@ -104,92 +101,119 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog=PROG,
-        description="Deliver the messages of the messagebus outbox table to an event stream.",
-    )
-    parser.add_argument(
+    common = _Parser(add_help=False)
+    common.add_argument(
         "--db",
         default=os.environ.get(ENV_DB),
         required=ENV_DB not in os.environ,
         metavar="URL",
         help=f"SQLAlchemy URL of the database holding the outbox (default: ${ENV_DB})",
     )
-    parser.add_argument(
-        "--transport",
-        required=True,
-        metavar="MODULE:FACTORY",
-        help="zero-argument callable returning an AsyncAbstractEventstreamTransport",
-    )
-    parser.add_argument("--prefix", default="messagebus_", help="table prefix (%(default)s)")
-    parser.add_argument(
-        "--batch-size", type=_positive_int, default=100, help="rows per batch (%(default)s)"
-    )
-    parser.add_argument(
-        "--poll-interval",
-        type=_seconds,
-        default=1.0,
-        metavar="SECONDS",
-        help="sleep when nothing is due (%(default)s)",
-    )
-    parser.add_argument(
-        "--commit-interval",
-        type=_seconds,
-        default=0.1,
-        metavar="SECONDS",
-        help="commit the delivered marks at least this often; 0: after every row (%(default)s)",
-    )
-    parser.add_argument(
-        "--send-timeout",
-        type=_positive_seconds,
-        default=60.0,
-        metavar="SECONDS",
-        help="a send that has not returned after this long fails (%(default)s)",
-    )
-    parser.add_argument(
-        "--backoff-base",
-        type=_positive_seconds,
-        default=1.0,
-        metavar="SECONDS",
-        help="the wait after a row's first failed send, doubled at each failure (%(default)s)",
-    )
-    parser.add_argument(
-        "--backoff-cap",
-        type=_positive_seconds,
-        default=300.0,
-        metavar="SECONDS",
-        help="the longest wait between two sends of a failing row (%(default)s)",
-    )
-    parser.add_argument(
-        "--progress-interval",
-        type=_seconds,
-        default=10.0,
-        metavar="SECONDS",
-        help="seconds between progress lines; 0: no progress lines (%(default)s)",
-    )
-    parser.add_argument(
-        "--keep-delivered",
-        type=_days,
-        metavar="DAYS",
-        help="delete the rows delivered more than DAYS ago (default: keep them)",
-    )
-    parser.add_argument(
+    common.add_argument("--prefix", default="messagebus_", help="table prefix (%(default)s)")
+    common.add_argument(
         "--connect-timeout",
         type=_positive_seconds,
         default=10.0,
         metavar="SECONDS",
         help="give up reaching the database at start after this long (%(default)s)",
     )
-    parser.add_argument(
-        "--once", action="store_true", help="deliver the rows that are due, then exit"
-    )
-    parser.add_argument(
+    common.add_argument(
         "--log-level",
         default="INFO",
         type=str.upper,
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="(%(default)s)",
     )
+    parser = _Parser(prog=PROG, description="The messagebus outbox: its relay and its backlog.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = commands.add_parser(
+        "run",
+        parents=[common],
+        prog=PROG,
+        description="Deliver the messages of the messagebus outbox table to an event stream. "
+        "Other commands: 'messagebus-relay status' shows the backlog, "
+        "'messagebus-relay dead list|retry|discard' handles the dead rows.",
+    )
+    run.add_argument(
+        "--transport",
+        required=True,
+        metavar="MODULE:FACTORY",
+        help="zero-argument callable returning an AsyncAbstractEventstreamTransport",
+    )
+    run.add_argument(
+        "--batch-size", type=_positive_int, default=100, help="rows per batch (%(default)s)"
+    )
+    run.add_argument(
+        "--poll-interval",
+        type=_seconds,
+        default=1.0,
+        metavar="SECONDS",
+        help="sleep when nothing is due (%(default)s)",
+    )
+    run.add_argument(
+        "--commit-interval",
+        type=_seconds,
+        default=0.1,
+        metavar="SECONDS",
+        help="commit the delivered marks at least this often; 0: after every row (%(default)s)",
+    )
+    run.add_argument(
+        "--send-timeout",
+        type=_positive_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="a send that has not returned after this long fails; a stream is leased "
+        "for three times this long (%(default)s)",
+    )
+    run.add_argument(
+        "--max-attempts",
+        type=_attempts,
+        default=DEFAULT_MAX_ATTEMPTS,
+        metavar="N",
+        help="failed sends after which a row is dead; 'forever' never gives up (%(default)s)",
+    )
+    run.add_argument(
+        "--on-dead",
+        choices=["block", "skip"],
+        default="block",
+        help="whether a dead row holds back the rest of its stream (%(default)s)",
+    )
+    run.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=4,
+        metavar="N",
+        help="how many streams are delivered at once (%(default)s)",
+    )
+    run.add_argument(
+        "--backoff-base",
+        type=_positive_seconds,
+        default=1.0,
+        metavar="SECONDS",
+        help="the wait after a row's first failed send, doubled at each failure (%(default)s)",
+    )
+    run.add_argument(
+        "--backoff-cap",
+        type=_positive_seconds,
+        default=300.0,
+        metavar="SECONDS",
+        help="the longest wait between two sends of a failing row (%(default)s)",
+    )
+    run.add_argument(
+        "--progress-interval",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds between progress lines; 0: no progress lines (%(default)s)",
+    )
+    run.add_argument(
+        "--keep-delivered",
+        type=_days,
+        metavar="DAYS",
+        help="delete the rows delivered more than DAYS ago (default: keep them)",
+    )
+    run.add_argument("--once", action="store_true", help="deliver the rows that are due, then exit")
+    add_commands(commands, common)
     return parser
 
 
@@ -201,6 +225,10 @@ def _positive_int(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, not {number}")
     return number
+
+
+def _attempts(value: str) -> int | None:
+    return None if value == "forever" else _positive_int(value)
 
 
 def _seconds(value: str) -> float:
@@ -233,205 +261,6 @@ def _positive_seconds(value: str) -> float:
     if number == 0:
         raise argparse.ArgumentTypeError("must be more than 0")
     return number
-
-
-async def _serve(args: argparse.Namespace, database: DatabaseUrl) -> int:
-    try:
-        from sqlalchemy.exc import SQLAlchemyError
-
-        from messagebus.adapters.sqlalchemy.outbox.backoff import Backoff
-        from messagebus.adapters.sqlalchemy.outbox.reasons import error_reason
-        from messagebus.adapters.sqlalchemy.outbox.relay import AsyncOutboxRelay
-    except ImportError as exc:
-        raise RelayConfigurationError(
-            f"{exc}: install the SQLAlchemy adapter, pip install 'messagebus[sqlalchemy]'"
-        ) from None
-
-    if args.backoff_cap < args.backoff_base:
-        raise RelayConfigurationError(
-            f"--backoff-cap {args.backoff_cap:g} is below --backoff-base "
-            f"{args.backoff_base:g}: the longest wait cannot be shorter than the first"
-        )
-    shown = database.shown
-    transport = await _load_transport(args.transport)
-    engine = _engine(_async_url(database.url), shown)
-    relay = AsyncOutboxRelay(
-        engine,
-        transport,
-        prefix=args.prefix,
-        batch_size=args.batch_size,
-        poll_interval=args.poll_interval,
-        backoff=Backoff(base=args.backoff_base, cap=args.backoff_cap),
-        send_timeout=args.send_timeout,
-        commit_interval=args.commit_interval,
-        progress_interval=args.progress_interval or None,
-        keep_delivered=None if args.keep_delivered is None else timedelta(args.keep_delivered),
-    )
-    # From now on a signal stops the relay, even one that comes during the checks.
-    signals = _stop_on_signals(relay)
-    try:
-        try:
-            await _check_database(relay, shown, args.connect_timeout)
-            pending = await relay.pending()
-            logger.info(
-                "outbox relay started on %s, table %s, %s pending",
-                shown,
-                relay.outbox.name,
-                pending,
-            )
-            if args.once:
-                status = await _deliver_due(relay)
-            else:
-                await relay.run()
-                status = 0
-        except asyncio.CancelledError:
-            if len(signals) < 2:
-                raise
-            logger.warning("outbox relay: stopped by a second signal, a row may be sent again")
-            return 1
-        except (SQLAlchemyError, OSError) as exc:
-            raise RelayConfigurationError(
-                f"database error on {shown}: {error_reason(exc)}"
-            ) from None
-        try:
-            left: object = await relay.pending()
-        except (SQLAlchemyError, OSError):
-            left = "unknown"
-        logger.info(
-            "outbox relay stopped: %s delivered, %s failed sends, %s pending",
-            relay.delivered,
-            relay.failed,
-            left,
-        )
-        return status
-    finally:
-        try:
-            await _close(transport)
-        finally:
-            await engine.dispose()
-
-
-async def _close(transport: object) -> None:
-    """Close the transport if it can be: a broker client flushes what it holds."""
-    for name in ("aclose", "close"):
-        method = getattr(transport, name, None)
-        if callable(method):
-            result = method()
-            if inspect.isawaitable(result):
-                await result
-            return
-
-
-def _async_url(given: URL) -> URL:
-    """Return the URL to connect with: a URL without an async driver gets one."""
-    backend, _, driver = given.drivername.partition("+")
-    if driver in _SYNC_DRIVERS and backend in _ASYNC_DRIVERS:
-        backend = "postgresql" if backend == "postgres" else backend
-        return given.set(drivername=f"{backend}+{_ASYNC_DRIVERS[backend]}")
-    return given
-
-
-def _engine(url: URL, shown: str) -> AsyncEngine:
-    from sqlalchemy.exc import ArgumentError, InvalidRequestError, NoSuchModuleError
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    try:
-        return create_async_engine(url)
-    except ImportError as exc:
-        raise RelayConfigurationError(
-            f"the driver of {shown} is not installed ({exc}): install it; "
-            f"for PostgreSQL, pip install 'messagebus[postgresql]'"
-        ) from None
-    except (ArgumentError, InvalidRequestError, NoSuchModuleError) as exc:
-        raise RelayConfigurationError(f"cannot use {shown}: {exc}") from None
-
-
-async def _check_database(relay: AsyncOutboxRelay, shown: str, timeout: float) -> None:
-    from sqlalchemy import inspect as sql_inspect
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from messagebus.adapters.sqlalchemy.outbox.reasons import error_reason
-
-    table = relay.outbox.name
-    try:
-        async with asyncio.timeout(timeout), relay.engine.connect() as conn:
-            exists = await conn.run_sync(lambda sync: sql_inspect(sync).has_table(table))
-    except TimeoutError:
-        raise RelayConfigurationError(
-            f"cannot reach the database {shown}: no answer in {timeout:g}s"
-        ) from None
-    except (SQLAlchemyError, OSError) as exc:
-        raise RelayConfigurationError(
-            f"cannot reach the database {shown}: {error_reason(exc)}"
-        ) from None
-    if not exists:
-        raise RelayConfigurationError(
-            f"the table {table} does not exist in {shown}: create the messagebus tables "
-            f"(messagebus_tables(metadata).outbox) or pass the --prefix they were made with"
-        )
-
-
-async def _load_transport(spec: str) -> AsyncAbstractEventstreamTransport:
-    from messagebus.service._async.eventstream import AsyncAbstractEventstreamTransport
-
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise RelayConfigurationError(
-            f"--transport {spec!r} is not MODULE:FACTORY, for example myapp.relay:make_transport"
-        )
-    # Like `python -m`, let the transport live in the current directory.
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-        factory: Any = functools.reduce(getattr, attribute.split("."), module)
-    except (ImportError, AttributeError) as exc:
-        raise RelayConfigurationError(f"cannot load --transport {spec}: {exc}") from None
-    if not callable(factory):
-        raise RelayConfigurationError(f"--transport {spec} is not callable: name a factory")
-    try:
-        transport = factory()
-        if inspect.isawaitable(transport):
-            transport = await transport
-    # SystemExit too: `builtins:exit` would end the process with status 0, silently.
-    except (Exception, SystemExit) as exc:
-        raise RelayConfigurationError(
-            f"the transport factory {spec} failed: {type(exc).__name__}: {exc}"
-        ) from None
-    if not isinstance(transport, AsyncAbstractEventstreamTransport):
-        raise RelayConfigurationError(
-            f"{spec} returned {type(transport).__name__}, not an "
-            f"AsyncAbstractEventstreamTransport: return an instance of a subclass of it"
-        )
-    return transport
-
-
-async def _deliver_due(relay: AsyncOutboxRelay) -> int:
-    while not relay.stopping and await relay.run_once():
-        pass
-    return 1 if relay.failed else 0
-
-
-def _stop_on_signals(relay: AsyncOutboxRelay) -> list[int]:
-    """Stop the relay on the first SIGTERM or SIGINT, cancel it on the second."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    received: list[int] = []
-
-    def on_signal(signum: int) -> None:
-        received.append(signum)
-        if len(received) == 1:
-            logger.info(
-                "outbox relay: %s received, stopping after the row being sent",
-                signal.Signals(signum).name,
-            )
-            relay.stop()
-        elif task is not None:
-            task.cancel()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
-    return received
 
 
 if __name__ == "__main__":
