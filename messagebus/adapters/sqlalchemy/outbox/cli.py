@@ -35,9 +35,10 @@ import logging
 import math
 import os
 import sys
+import threading
 import traceback
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Coroutine, Sequence
+from typing import Any, NoReturn
 
 from messagebus.adapters.sqlalchemy.outbox.cli_admin import add_commands, administer
 from messagebus.adapters.sqlalchemy.outbox.cli_common import RelayConfigurationError
@@ -81,15 +82,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.basicConfig(level=args.log_level, handlers=[handler])
     try:
-        if args.command == "run":
-            return asyncio.run(serve(args, database))
-        return asyncio.run(administer(args, database))
+        command = serve if args.command == "run" else administer
+        return asyncio.run(_settled(command(args, database)))
     except RelayConfigurationError as exc:
         print(redact(f"{PROG}: {exc}"), file=sys.stderr)
         return 2
     except Exception:  # a bug of ours or of the transport: show it, without the secrets
         print(redact(traceback.format_exc()), file=sys.stderr, end="")
         return 1
+
+
+async def _settled(command: Coroutine[Any, Any, int]) -> int:
+    """Await ``command``, then let the database threads it started end with the loop open.
+
+    aiosqlite leaves the thread of a connection that failed to open running, and that
+    thread reports to the loop later (omnilib/aiosqlite#389): closed, it prints a traceback.
+    """
+    before = set(threading.enumerate())
+    try:
+        return await command
+    finally:
+        for thread in set(threading.enumerate()) - before:
+            if "_connection_worker_thread" in thread.name:
+                await asyncio.to_thread(thread.join, 5)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -213,6 +228,18 @@ def _parser() -> argparse.ArgumentParser:
         help="delete the rows delivered more than DAYS ago (default: keep them)",
     )
     run.add_argument("--once", action="store_true", help="deliver the rows that are due, then exit")
+    run.add_argument(
+        "--metrics-port",
+        type=_port,
+        metavar="PORT",
+        help="serve Prometheus metrics on this port, 0 for any free one (default: none)",
+    )
+    run.add_argument(
+        "--metrics-address",
+        default="0.0.0.0",
+        metavar="ADDRESS",
+        help="the address the metrics are served on (%(default)s)",
+    )
     add_commands(commands, common)
     return parser
 
@@ -225,6 +252,12 @@ def _positive_int(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, not {number}")
     return number
+
+
+def _port(value: str) -> int:
+    if not value.isdigit() or int(value) > 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port, from 0 to 65535")
+    return int(value)
 
 
 def _attempts(value: str) -> int | None:

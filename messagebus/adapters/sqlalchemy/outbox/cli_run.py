@@ -16,11 +16,13 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from messagebus.adapters.sqlalchemy.outbox.admin import AsyncOutboxAdmin
 from messagebus.adapters.sqlalchemy.outbox.backoff import Backoff
 from messagebus.adapters.sqlalchemy.outbox.cli_common import (
     RelayConfigurationError,
@@ -65,9 +67,12 @@ async def serve(args: argparse.Namespace, database: DatabaseUrl) -> int:
     )
     # From now on a signal stops the relay, even one that comes during the checks.
     signals = _stop_on_signals(relay)
+    stack = _Cleanup()
     try:
         try:
             await check_table(engine, relay.outbox, shown, args.connect_timeout)
+            if args.metrics_port is not None:
+                stack.callback(_serve_metrics(relay, args.metrics_address, args.metrics_port))
             pending = await relay.pending()
             logger.info(
                 "outbox relay started on %s, table %s, %s pending",
@@ -103,9 +108,51 @@ async def serve(args: argparse.Namespace, database: DatabaseUrl) -> int:
         return status
     finally:
         try:
+            await stack.run()
             await _close(transport)
         finally:
             await engine.dispose()
+
+
+class _Cleanup:
+    """What to stop when the command ends, such as the metrics server."""
+
+    def __init__(self) -> None:
+        self._stops: list[Callable[[], None]] = []
+
+    def callback(self, stop: Callable[[], None]) -> None:
+        self._stops.append(stop)
+
+    async def run(self) -> None:
+        # In a thread: a scrape under way waits for this loop, which must keep running.
+        for stop in reversed(self._stops):
+            await asyncio.to_thread(stop)
+
+
+def _serve_metrics(relay: AsyncOutboxRelay, address: str, port: int) -> Callable[[], None]:
+    """Serve the relay's metrics over HTTP; return what stops the server."""
+    try:
+        from prometheus_client import REGISTRY, start_http_server
+
+        from messagebus.adapters.sqlalchemy.outbox.metrics import OutboxMetrics
+    except ImportError as exc:
+        raise RelayConfigurationError(
+            f"--metrics-port needs prometheus_client ({exc}): pip install 'messagebus[prometheus]'"
+        ) from None
+    OutboxMetrics(AsyncOutboxAdmin(relay.engine, outbox=relay.outbox), relay, registry=REGISTRY)
+    try:
+        server, _ = start_http_server(port, address, registry=REGISTRY)
+    except OSError as exc:
+        raise RelayConfigurationError(
+            f"cannot serve the metrics on {address}:{port}: {exc.strerror or exc}"
+        ) from None
+    logger.info("outbox relay: metrics on http://%s:%s/metrics", address, server.server_address[1])
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+
+    return stop
 
 
 async def _close(transport: object) -> None:
