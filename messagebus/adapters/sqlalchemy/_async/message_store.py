@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy import Insert, MetaData, insert
 
 from messagebus.adapters.sqlalchemy._compat import AsyncConnection
+from messagebus.adapters.sqlalchemy.outbox.wakeup import notify_statement, outbox_committed
 from messagebus.adapters.sqlalchemy.tables import MessagebusTables, messagebus_tables
 from messagebus.domain.model import GenericCommand, GenericEvent, Message
 from messagebus.service._async.eventstream import AsyncEventstreamPublisher
@@ -122,6 +123,8 @@ class AsyncSqlAlchemyMessageStoreRepository(AsyncAbstractMessageStoreRepository)
         self.serializer = serializer if serializer is not None else MessageSerializer()
         self._insert_message: Insert = insert(self.tables.messages)
         self._insert_outbox: Insert = insert(self.tables.outbox)
+        self._notify = notify_statement(self.tables.outbox.name)
+        self._outbox_written_on: AsyncConnection | None = None
 
     def _stream_of(self, message: Message[Any]) -> str:
         stream = self.stream
@@ -158,6 +161,12 @@ class AsyncSqlAlchemyMessageStoreRepository(AsyncAbstractMessageStoreRepository)
             },
         )
         if outboxed:
+            if self._outbox_written_on is not connection:
+                # The first outbox row of the transaction: on PostgreSQL, the relays
+                # listening elsewhere learn of it at commit (never after a rollback).
+                self._outbox_written_on = connection
+                if connection.dialect.name == "postgresql":
+                    await connection.execute(self._notify)
             now = datetime.now(UTC)
             await connection.execute(
                 self._insert_outbox,
@@ -170,3 +179,9 @@ class AsyncSqlAlchemyMessageStoreRepository(AsyncAbstractMessageStoreRepository)
                     "available_at": now,
                 },
             )
+
+    def wake_relays(self, connection: AsyncConnection) -> None:
+        """Wake this process's relays if the just committed ``connection`` wrote outbox rows."""
+        if self._outbox_written_on is connection:
+            self._outbox_written_on = None
+            outbox_committed(connection.engine.url, self.tables.outbox.name)

@@ -167,8 +167,10 @@ class AsyncSqlAlchemyUnitOfWork(
         return transaction
 
     async def commit(self) -> None:
-        """Commit the database transaction."""
-        await self.connection.commit()
+        """Commit the database transaction; wake the outbox relays if it wrote outbox rows."""
+        connection = self.connection
+        await connection.commit()
+        self.messagestore.wake_relays(connection)
 
     async def rollback(self) -> None:
         """Roll back the database transaction."""

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from sqlalchemy import Insert, MetaData, insert
 
 from messagebus.adapters.sqlalchemy._compat import SyncConnection
+from messagebus.adapters.sqlalchemy.outbox.wakeup import notify_statement, outbox_committed
 from messagebus.adapters.sqlalchemy.tables import MessagebusTables, messagebus_tables
 from messagebus.domain.model import GenericCommand, GenericEvent, Message
 from messagebus.service._sync.eventstream import SyncEventstreamPublisher
@@ -123,6 +124,8 @@ class SyncSqlAlchemyMessageStoreRepository(SyncAbstractMessageStoreRepository):
         self.serializer = serializer if serializer is not None else MessageSerializer()
         self._insert_message: Insert = insert(self.tables.messages)
         self._insert_outbox: Insert = insert(self.tables.outbox)
+        self._notify = notify_statement(self.tables.outbox.name)
+        self._outbox_written_on: SyncConnection | None = None
 
     def _stream_of(self, message: Message[Any]) -> str:
         stream = self.stream
@@ -159,6 +162,12 @@ class SyncSqlAlchemyMessageStoreRepository(SyncAbstractMessageStoreRepository):
             },
         )
         if outboxed:
+            if self._outbox_written_on is not connection:
+                # The first outbox row of the transaction: on PostgreSQL, the relays
+                # listening elsewhere learn of it at commit (never after a rollback).
+                self._outbox_written_on = connection
+                if connection.dialect.name == "postgresql":
+                    connection.execute(self._notify)
             now = datetime.now(UTC)
             connection.execute(
                 self._insert_outbox,
@@ -171,3 +180,9 @@ class SyncSqlAlchemyMessageStoreRepository(SyncAbstractMessageStoreRepository):
                     "available_at": now,
                 },
             )
+
+    def wake_relays(self, connection: SyncConnection) -> None:
+        """Wake this process's relays if the just committed ``connection`` wrote outbox rows."""
+        if self._outbox_written_on is connection:
+            self._outbox_written_on = None
+            outbox_committed(connection.engine.url, self.tables.outbox.name)

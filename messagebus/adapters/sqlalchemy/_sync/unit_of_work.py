@@ -168,8 +168,10 @@ class SyncSqlAlchemyUnitOfWork(
         return transaction
 
     def commit(self) -> None:
-        """Commit the database transaction."""
-        self.connection.commit()
+        """Commit the database transaction; wake the outbox relays if it wrote outbox rows."""
+        connection = self.connection
+        connection.commit()
+        self.messagestore.wake_relays(connection)
 
     def rollback(self) -> None:
         """Roll back the database transaction."""
