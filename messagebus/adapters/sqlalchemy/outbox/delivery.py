@@ -35,7 +35,7 @@ from messagebus.adapters.sqlalchemy.outbox.reasons import describe, error_reason
 if TYPE_CHECKING:
     from messagebus.adapters.sqlalchemy.outbox.relay import AsyncOutboxRelay
 
-__all__ = ["StreamDelivery"]
+__all__ = ["StreamDelivery", "run_to_end"]
 
 logger = logging.getLogger("messagebus.relay")
 
@@ -43,6 +43,23 @@ T = TypeVar("T")
 
 # How long, at most, a cancelled relay tries to mark what it sent before it ends.
 _CANCEL_GRACE = 1.0
+
+
+async def run_to_end(work: Awaitable[T]) -> T:
+    """Await ``work``; if cancelled meanwhile, let it end first, then raise the cancellation.
+
+    ``work`` gets at most ``_CANCEL_GRACE`` seconds more: a database call cancelled in the
+    middle can leave its connection in a transaction that holds locks (SQLite's file lock).
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            async with asyncio.timeout(_CANCEL_GRACE):
+                await task
+        task.cancel()
+        raise
 
 
 @dataclass
@@ -95,15 +112,11 @@ class StreamDelivery:
         """
         task = asyncio.ensure_future(self._transact_retrying(work))
         try:
-            return await asyncio.shield(task)
+            return await run_to_end(task)
         except asyncio.CancelledError:
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                async with asyncio.timeout(_CANCEL_GRACE):
-                    result = await task
-                    if undo is not None:
-                        await self._transact_retrying(lambda conn: undo(conn, result))
-            if not task.done():
-                task.cancel()
+            if undo is not None and task.done() and not task.cancelled() and not task.exception():
+                result = task.result()
+                await run_to_end(self._transact_retrying(lambda conn: undo(conn, result)))
             raise
 
     async def _transact_retrying(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:

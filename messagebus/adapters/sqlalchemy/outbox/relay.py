@@ -39,7 +39,7 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -48,7 +48,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from messagebus.adapters.sqlalchemy.outbox.backoff import Backoff
-from messagebus.adapters.sqlalchemy.outbox.delivery import StreamDelivery
+from messagebus.adapters.sqlalchemy.outbox.delivery import StreamDelivery, run_to_end
 from messagebus.adapters.sqlalchemy.outbox.reasons import error_reason
 from messagebus.adapters.sqlalchemy.outbox.statements import RelayStatements
 from messagebus.adapters.sqlalchemy.outbox.wakeup import listen
@@ -206,6 +206,9 @@ class AsyncOutboxRelay:
 
     async def pending(self) -> int:
         """Return the number of pending rows (neither delivered nor dead), due or not."""
+        return await run_to_end(self._count_pending())
+
+    async def _count_pending(self) -> int:
         async with self.engine.connect() as conn:
             return int((await conn.execute(self._statements.count_pending())).scalar_one())
 
@@ -218,12 +221,12 @@ class AsyncOutboxRelay:
         before). Cancelling its task ends it promptly, whatever it was doing.
         """
         try:
-            async with listen(self.engine, self.outbox.name, self.wake):
-                await self._serve()
+            async with listen(self.engine, self.outbox.name, self.wake) as keep_listening:
+                await self._serve(keep_listening)
         finally:
             self._stopping.clear()  # a stopped relay can be run again
 
-    async def _serve(self) -> None:
+    async def _serve(self, keep_listening: Callable[[], Awaitable[None]]) -> None:
         active: dict[str, asyncio.Task[int]] = {}
         errors = 0
         try:
@@ -232,6 +235,7 @@ class AsyncOutboxRelay:
                 try:
                     started = await self._start_streams(active)
                     await self._chores()
+                    await keep_listening()
                 except (SQLAlchemyError, OSError) as exc:
                     errors += 1
                     delay = self.backoff.delay(errors)
@@ -328,8 +332,10 @@ class AsyncOutboxRelay:
         rows, read through the index of pending rows) and groups every pending row only
         when that window is full of streams that wait.
         """
+        return await run_to_end(self._read_due_streams(set(exclude)))
+
+    async def _read_due_streams(self, skip: set[str]) -> list[str]:
         size = _WINDOW * self.batch_size
-        skip = set(exclude)
         async with self.engine.connect() as conn:
             heads = (await conn.execute(self._statements.due_streams(size))).all()
             due = [stream for stream, _, is_due in heads if is_due and stream not in skip]
@@ -360,7 +366,7 @@ class AsyncOutboxRelay:
         ):
             self._last_purge = now
             self._purged_delivered = bool(self.delivered)
-            purged = await self.purge(self.keep_delivered)
+            purged = await run_to_end(self.purge(self.keep_delivered))
             if purged:
                 logger.info("outbox relay: purged %s delivered rows", purged)
 

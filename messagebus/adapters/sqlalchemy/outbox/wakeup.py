@@ -16,15 +16,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from messagebus.adapters.sqlalchemy.outbox.reasons import error_reason
+
+if TYPE_CHECKING:  # the unit of work imports this module, sync ones too
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 __all__ = ["listen", "notify_statement", "outbox_committed"]
 
@@ -59,12 +60,15 @@ def notify_statement(table: str) -> Select[Any]:
 
 
 @contextlib.asynccontextmanager
-async def listen(engine: AsyncEngine, table: str, wake: Callable[[], None]) -> AsyncIterator[None]:
+async def listen(
+    engine: AsyncEngine, table: str, wake: Callable[[], None]
+) -> AsyncIterator[Callable[[], Awaitable[None]]]:
     """Call ``wake`` (from the event loop) whenever rows are committed to ``table``.
 
     In the process always; on PostgreSQL also from other processes, through ``LISTEN``
     on a connection of its own that is dropped at the end. A listener that cannot start
-    is logged: the relay then only polls.
+    is logged: the relay then only polls. It yields a function to await now and then
+    (the relay does at each poll): it listens again if the connection was lost.
     """
     loop = asyncio.get_running_loop()
 
@@ -74,11 +78,17 @@ async def listen(engine: AsyncEngine, table: str, wake: Callable[[], None]) -> A
     key = _key(engine.url, table)
     _waiting.setdefault(key, set()).add(threadsafe_wake)
     listener: _Listener | None = None
+
+    async def keep_listening() -> None:
+        if listener is not None and not listener.alive:
+            await listener.stop()
+            await listener.start()
+
     try:
         if engine.dialect.name == "postgresql":
             listener = _Listener(engine, table, wake)
             await listener.start()
-        yield
+        yield keep_listening
     finally:
         _waiting[key].discard(threadsafe_wake)
         if not _waiting[key]:
@@ -119,7 +129,7 @@ class _Listener:
             else:
                 await self.conn.exec_driver_sql(f'LISTEN "{self.channel}"')
                 self.task = asyncio.create_task(self._notifies(raw))
-        except (SQLAlchemyError, OSError) as exc:
+        except Exception as exc:  # the driver's own errors too: listening is best effort
             logger.warning(
                 "outbox relay: cannot LISTEN for new rows (%s); it polls every poll_interval",
                 error_reason(exc),
