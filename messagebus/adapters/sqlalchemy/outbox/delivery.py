@@ -23,7 +23,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -88,7 +88,8 @@ class _Lease:
     deadline: float
     """The lease's end on this host's monotonic clock: never later than in the database."""
     rows: list[_Row]
-    held: list[int] = field(default_factory=list)
+    head: int | None
+    """The row that holds the lease (the first not marked yet), ``None`` once it ended."""
 
 
 class StreamDelivery:
@@ -120,15 +121,18 @@ class StreamDelivery:
             raise
 
     async def _transact_retrying(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        # Every write of the relay is one statement, atomic on its own: in autocommit
+        # each costs one round trip, without BEGIN and COMMIT.
+        engine = self.relay._autocommit
         try:
-            async with self.relay.engine.begin() as conn:
+            async with engine.connect() as conn:
                 return await work(conn)
         except DBAPIError as exc:
             if not exc.connection_invalidated:
                 raise
         # The pool dropped the dead connection: the next one is new. Every statement of
         # this module is safe to repeat (each checks the state it changes).
-        async with self.relay.engine.begin() as conn:
+        async with engine.connect() as conn:
             return await work(conn)
 
     async def run(self, limit: int) -> int:
@@ -138,90 +142,90 @@ class StreamDelivery:
             return 0
         relay = self.relay
         sent: list[int] = []
-        done: set[int] = set()
         delivered = 0
         last_commit = time.monotonic()
+        rows = lease.rows
         try:
-            for row in lease.rows:
-                if relay.stopping or not await self._hold(lease, done):
+            for index, row in enumerate(rows):
+                if relay.stopping or not await self._hold(lease):
                     break
                 if row.unreadable is not None:
-                    done.add(row.id)
-                    buried = await self._bury(lease, row, row.unreadable, tried=0)
-                    if relay.block_on_dead or not buried:
-                        break
-                    continue
+                    delivered += await self._settle(lease, sent, row.id)
+                    await self._bury(lease, row, row.unreadable, tried=0)
+                    break  # the next pass goes on with the next row, if on_dead allows
                 assert row.envelope is not None
                 error = await self._send(row.envelope)
                 if error is None:
                     sent.append(row.id)
-                    done.add(row.id)
                     if time.monotonic() - last_commit >= relay.commit_interval:
-                        delivered += await self._mark(sent)
+                        after = rows[index + 1].id if index + 1 < len(rows) else None
+                        delivered += await self._settle(lease, sent, after)
                         last_commit = time.monotonic()
                     continue
                 relay.failed_attempts += 1
                 reason = describe(error)
-                limit_reached = (
-                    relay.max_attempts is not None and row.attempts + 1 >= relay.max_attempts
-                )
-                done.add(row.id)
-                if not limit_reached:
+                delivered += await self._settle(lease, sent, row.id)
+                if relay.max_attempts is None or row.attempts + 1 < relay.max_attempts:
                     await self._postpone(lease, row, reason)
-                    break
-                # A row not recorded dead is still pending: the rows after it must wait.
-                if not await self._bury(lease, row, reason, tried=1) or relay.block_on_dead:
-                    break
+                else:
+                    await self._bury(lease, row, reason, tried=1)
+                break
         except asyncio.CancelledError:
             # Cancelled: mark what was sent if the database answers at once, then end.
-            try:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 async with asyncio.timeout(_CANCEL_GRACE):
-                    await self._finish(lease, sent, done)
-            except (Exception, asyncio.CancelledError):
-                pass
+                    await self._settle(lease, sent, self._first_unsent(lease, sent), free=True)
             raise
-        delivered += await self._finish(lease, sent, done)
-        return delivered
+        return delivered + await self._settle(
+            lease, sent, self._first_unsent(lease, sent), free=True
+        )
+
+    @staticmethod
+    def _first_unsent(lease: _Lease, sent: list[int]) -> int | None:
+        """Return the row of the lease after the last one sent, if the lease has one."""
+        if lease.head is None:
+            return None
+        last = sent[-1] if sent else lease.head - 1
+        return next((row.id for row in lease.rows if row.id > last), None)
 
     async def _claim(self, limit: int) -> _Lease | None:
         relay = self.relay
         sql = self.sql
         started = time.monotonic()
+        params = {"the_stream": self.stream, "limit": limit, "lease": sql.delay(relay.lease)}
 
         async def claim(conn: AsyncConnection) -> list[Any]:
             if sql.postgresql:
-                key = relay._lock_key(self.stream)
-                if not (await conn.execute(sql.lock, {"key": key})).scalar_one():
-                    return []  # another relay is claiming this stream right now
-            params = {"the_stream": self.stream, "limit": limit, "lease": sql.delay(relay.lease)}
-            return list((await conn.execute(sql.claim, params)).all())
+                return list((await conn.execute(sql.claim, params)).all())
+            head = (await conn.execute(sql.claim_head, params)).first()
+            if head is None:
+                return []
+            rows = await conn.execute(sql.rows_from, {**params, "head": head[0]})
+            return [(*row, head[1]) for row in rows]
 
         async def hand_back(conn: AsyncConnection, rows: list[Any]) -> None:
             if rows:
-                ids = [row[0] for row in rows]
-                await conn.execute(sql.release, {"ids": ids, "token": rows[0][3]})
+                await conn.execute(sql.release, {"head": rows[0][0], "token": rows[0][3]})
 
         rows = await self._transact(claim, undo=hand_back)
         if not rows:
             return None
-        rows.sort(key=lambda row: row[0])
-        token = rows[0][3]
         return _Lease(
-            token=token,
+            token=rows[0][3],
             deadline=started + relay.lease,
             rows=[_read(row_id, text, attempts) for row_id, text, attempts, _ in rows],
-            held=[row[0] for row in rows],
+            head=rows[0][0],
         )
 
-    async def _hold(self, lease: _Lease, done: set[int]) -> bool:
+    async def _hold(self, lease: _Lease) -> bool:
         """Whether a send may start now: renew the lease when its end draws near."""
         relay = self.relay
-        margin = relay.send_timeout
-        if time.monotonic() + 2 * margin < lease.deadline:
+        if lease.head is None:
+            return False
+        if time.monotonic() + 2 * relay.send_timeout < lease.deadline:
             return True
-        unsent = [row_id for row_id in lease.held if row_id not in done]
         started = time.monotonic()
-        params = {"ids": unsent, "token": lease.token, "lease": self.sql.delay(relay.lease)}
+        params = {"head": lease.head, "token": lease.token, "lease": self.sql.delay(relay.lease)}
 
         async def renew(conn: AsyncConnection) -> list[Any]:
             return list((await conn.execute(self.sql.renew, params)).scalars())
@@ -236,16 +240,58 @@ class StreamDelivery:
                 error_reason(exc),
             )
             return False
-        if len(tokens) < len(unsent):
-            logger.warning(
-                "outbox relay: stream %r was taken by another relay; this one stops sending it",
-                self.stream,
-            )
-            lease.held = []
+        if not tokens:
+            self._lost(lease)
             return False
-        lease.token = tokens[0] if tokens else lease.token
+        lease.token = tokens[0]
         lease.deadline = started + relay.lease
         return True
+
+    def _lost(self, lease: _Lease) -> None:
+        lease.head = None
+        logger.warning(
+            "outbox relay: stream %r was taken by another relay; this one stops sending it",
+            self.stream,
+        )
+
+    async def _settle(
+        self, lease: _Lease, sent: list[int], after: int | None, *, free: bool = False
+    ) -> int:
+        """Mark the rows of ``sent`` delivered, in one statement that moves the lease on.
+
+        The lease goes to ``after`` (the next row to send, ``None`` if none is left), or,
+        with ``free``, ends there: the stream is due at once. Return how many were marked.
+        """
+        sql = self.sql
+        if not sent:
+            if free and lease.head is not None:
+                params = {"head": lease.head, "token": lease.token}
+
+                async def release(conn: AsyncConnection) -> None:
+                    await conn.execute(sql.release, params)
+
+                await self._transact(release)
+                lease.head = None
+            return 0
+        statement = sql.mark_and_release if free else sql.mark_and_hold
+        ids = [*sent, after] if after is not None else list(sent)
+        params = {"ids": ids, "next": after if after is not None else -1}
+        params |= {"head": lease.head, "token": lease.token}
+
+        async def mark(conn: AsyncConnection) -> list[Any]:
+            return list((await conn.execute(statement, params)).all())
+
+        result = await self._transact(mark)
+        count = len(sent)
+        self.relay.delivered += count
+        sent.clear()
+        if free or after is None:
+            lease.head = None
+        elif (after, lease.token) in {(row_id, at) for row_id, at in result}:
+            lease.head = after
+        else:
+            self._lost(lease)
+        return count
 
     async def _send(self, envelope: Mapping[str, Any]) -> BaseException | None:
         """Send one envelope within ``send_timeout``; return the error if it failed."""
@@ -259,39 +305,6 @@ class StreamDelivery:
         finally:
             relay.in_flight -= 1
         return None
-
-    async def _mark(self, sent: list[int]) -> int:
-        """Mark the rows of ``sent`` delivered in one transaction, empty it, return how many."""
-        if not sent:
-            return 0
-
-        async def mark(conn: AsyncConnection) -> None:
-            await conn.execute(self.sql.deliver, {"ids": list(sent)})
-
-        await self._transact(mark)
-        count = len(sent)
-        self.relay.delivered += count
-        sent.clear()
-        return count
-
-    async def _finish(self, lease: _Lease, sent: list[int], done: set[int]) -> int:
-        """Mark the sent rows and hand back the rows not tried, in one transaction."""
-        unsent = [row_id for row_id in lease.held if row_id not in done]
-
-        async def finish(conn: AsyncConnection) -> None:
-            if sent:
-                await conn.execute(self.sql.deliver, {"ids": list(sent)})
-            if unsent:
-                await conn.execute(self.sql.release, {"ids": unsent, "token": lease.token})
-
-        if not sent and not unsent:
-            return 0
-        await self._transact(finish)
-        count = len(sent)
-        self.relay.delivered += count
-        sent.clear()
-        lease.held = []
-        return count
 
     async def _postpone(self, lease: _Lease, row: _Row, reason: str) -> None:
         relay = self.relay

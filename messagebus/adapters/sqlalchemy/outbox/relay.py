@@ -35,7 +35,6 @@ a stream is sent by one relay at a time.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import math
 import time
@@ -166,6 +165,7 @@ class AsyncOutboxRelay:
         """How many rows this relay set dead since it was made."""
         self.in_flight = 0
         """How many sends are under way right now."""
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._statements = RelayStatements(
             self.outbox, engine.dialect.name, block_on_dead=on_dead == "block"
         )
@@ -209,7 +209,7 @@ class AsyncOutboxRelay:
         return await run_to_end(self._count_pending())
 
     async def _count_pending(self) -> int:
-        async with self.engine.connect() as conn:
+        async with self._autocommit.connect() as conn:
             return int((await conn.execute(self._statements.count_pending())).scalar_one())
 
     async def run(self) -> None:
@@ -336,7 +336,7 @@ class AsyncOutboxRelay:
 
     async def _read_due_streams(self, skip: set[str]) -> list[str]:
         size = _WINDOW * self.batch_size
-        async with self.engine.connect() as conn:
+        async with self._autocommit.connect() as conn:
             heads = (await conn.execute(self._statements.due_streams(size))).all()
             due = [stream for stream, _, is_due in heads if is_due and stream not in skip]
             if not due and sum(rows for _, rows, _ in heads) >= size:
@@ -393,11 +393,6 @@ class AsyncOutboxRelay:
             if deleted.rowcount < chunk:
                 break
         return purged
-
-    def _lock_key(self, stream: str) -> int:
-        """Return the advisory lock key of ``stream``: 64 signed bits of a hash."""
-        digest = hashlib.blake2b(f"{self.outbox.name}\x00{stream}".encode(), digest_size=8)
-        return int.from_bytes(digest.digest(), "big", signed=True)
 
 
 def _reap(active: dict[str, asyncio.Task[int]]) -> None:

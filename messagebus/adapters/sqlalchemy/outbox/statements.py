@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    case,
     cast,
     exists,
     func,
@@ -32,6 +33,9 @@ __all__ = ["RelayStatements"]
 
 # SQLAlchemy stores a SQLite datetime as text with six decimals; 'now' has three.
 _SQLITE_FORMAT = "%Y-%m-%d %H:%M:%f000"
+# Its now rounds up to the end of its millisecond: a row written by Python a few
+# microseconds ago is due at once, not a poll later.
+_SQLITE_NOW = "%Y-%m-%d %H:%M:%f999"
 
 
 class RelayStatements:
@@ -51,56 +55,81 @@ class RelayStatements:
         self.block_on_dead = block_on_dead
 
         stream = bindparam("the_stream", type_=o.stream.type)
-        head = outbox.alias("head")
-        head_due = (
-            select(head.c.available_at)
-            .where(head.c.stream == stream, head.c.delivered_at.is_(None), head.c.dead_at.is_(None))
-            .order_by(head.c.id)
-            .limit(1)
-            .scalar_subquery()
-            <= now
+        token = bindparam("token", type_=o.available_at.type)
+        head_id = bindparam("head", type_=o.id.type)
+        stream_head = (
+            select(o.id).where(o.stream == stream, self.pending).order_by(o.id).limit(1)
+        ).scalar_subquery()
+        claim_where = [o.id == stream_head, self.pending, o.available_at <= now]
+        if block_on_dead:
+            claim_where.append(~self._blocked_by(stream))
+        # On PostgreSQL a relay that claims the same head at the same time waits for the
+        # first one's commit, then checks the head again, leased: not due, no claim.
+        self.claim_head = (
+            update(outbox)
+            .where(*claim_where)
+            .values(available_at=self.later("lease"))
+            .returning(o.id, o.available_at)
         )
-        first_rows = (
-            select(o.id)
+        """Lease the head of ``stream`` if it is due: its ``available_at`` becomes the
+        lease's end, the token the holder's later statements check. The rows behind the
+        head need no lease: no relay claims a stream whose head is not due."""
+        self.rows_from = (
+            select(o.id, cast(o.payload, Text), o.attempts)
+            .where(o.stream == stream, self.pending, o.id >= head_id)
+            .order_by(o.id)
+            .limit(bindparam("limit"))
+        )
+        """The first ``limit`` pending rows of ``stream`` from the leased head on."""
+        claimed = self.claim_head.cte("claimed")
+        self.claim = (
+            select(o.id, cast(o.payload, Text), o.attempts, claimed.c.available_at)
+            .join(claimed, o.id >= claimed.c.id)
             .where(o.stream == stream, self.pending)
             .order_by(o.id)
             .limit(bindparam("limit"))
         )
-        claim_where = [o.id.in_(first_rows.scalar_subquery()), head_due]
-        if block_on_dead:
-            claim_where.append(~self._blocked_by(stream))
-        self.claim = (
-            update(outbox)
-            .where(*claim_where)
-            .values(available_at=self.later("lease"))
-            .returning(o.id, cast(o.payload, Text), o.attempts, o.available_at)
-        )
-        """Lease the first ``limit`` pending rows of ``stream`` if its head is due.
+        """Both at once, in one round trip (PostgreSQL, whose CTEs may write)."""
 
-        The new ``available_at`` of the rows is the lease's end: no relay claims them
-        before it, and the value is the token that the owner's later statements check.
-        """
         ids: BindParameter[Any] = bindparam("ids", expanding=True)
-        token = bindparam("token", type_=o.available_at.type)
-        self.deliver = (
-            update(outbox)
-            .where(o.id.in_(ids), o.delivered_at.is_(None))
-            .values(delivered_at=now, attempts=o.attempts + 1)
-        )
-        """Mark the rows of ``ids`` delivered."""
+        after = bindparam("next", type_=o.id.type)
+        held = outbox.alias("held")
+        head_at = select(held.c.available_at).where(held.c.id == head_id).scalar_subquery()
+        still_held = head_at == token
+
+        def mark(next_available_at: Any) -> Any:
+            moving = o.id == after
+            return (
+                update(outbox)
+                .where(o.id.in_(ids), o.delivered_at.is_(None))
+                .values(
+                    delivered_at=case((moving, o.delivered_at), else_=now),
+                    attempts=case((moving, o.attempts), else_=o.attempts + 1),
+                    available_at=case(
+                        (and_(moving, still_held), next_available_at), else_=o.available_at
+                    ),
+                )
+                .returning(o.id, o.available_at)
+            )
+
+        self.mark_and_hold = mark(token)
+        """Mark the rows of ``ids`` delivered but ``next``, which gets the lease ``token``
+        if the holder's ``head`` still has it: the lease moves to the new head."""
+        self.mark_and_release = mark(now)
+        """Mark the rows of ``ids`` delivered but ``next``, due at once: the stream is free."""
         self.release = (
             update(outbox)
-            .where(o.id.in_(ids), self.pending, o.available_at == token)
+            .where(o.id == head_id, self.pending, o.available_at == token)
             .values(available_at=now)
         )
-        """End the lease ``token`` on the rows of ``ids``: they are due at once."""
+        """End the lease ``token`` held by ``head``: the stream is due at once."""
         self.renew = (
             update(outbox)
-            .where(o.id.in_(ids), self.pending, o.available_at == token)
+            .where(o.id == head_id, self.pending, o.available_at == token)
             .values(available_at=self.later("lease"))
             .returning(o.available_at)
         )
-        """Extend the lease ``token`` on the rows of ``ids``; returns the rows still held."""
+        """Extend the lease ``token`` held by ``head``; returns nothing if it was lost."""
         one = bindparam("row_id", type_=o.id.type)
         self.postpone = (
             update(outbox)
@@ -123,8 +152,6 @@ class RelayStatements:
             )
         )
         """Set a held row dead, with its reason; ``tried`` is 1 if it was sent, 0 if not."""
-        self.lock = select(func.pg_try_advisory_xact_lock(bindparam("key")))
-        """Take the stream's claim lock for the transaction (PostgreSQL only)."""
 
     def _blocked_by(self, stream: ColumnElement[Any]) -> ColumnElement[bool]:
         """Whether ``stream`` holds a dead row that is not discarded."""
@@ -139,7 +166,7 @@ class RelayStatements:
         """Return the database's current time, comparable with the stored dates."""
         if self.postgresql:
             return func.now()
-        return func.strftime(_SQLITE_FORMAT, "now")
+        return func.strftime(_SQLITE_NOW, "now")
 
     def later(self, name: str) -> ColumnElement[Any]:
         """Return the database's time plus the bound parameter ``name`` (see :meth:`delay`)."""
