@@ -1,7 +1,7 @@
 """The relay's part of `python -m bench.sql`: its speed next to a hand-written loop, and
 the time from a commit to the transport.
 
-- **relay / loop**: `AsyncOutboxRelay.run_once()` until the outbox is empty, next to a
+- **relay / loop**: `AsyncOutboxRelay.run()` until the outbox is empty, next to a
   hand-written loop that does the least a relay must (per batch: select the pending rows
   in order, send them, mark them delivered, commit), with the same transport, the same
   rows and the same batch size. Both also report their round trips per batch (statements,
@@ -103,6 +103,17 @@ async def reset(engine: AsyncEngine, outbox: Table) -> None:
         )
 
 
+async def drain(relay: AsyncOutboxRelay, transport: Clock, rows: int) -> None:
+    """Run the relay until the transport has ``rows`` messages, then stop it."""
+    task = asyncio.create_task(relay.run())
+    try:
+        while len(transport.sent) < rows and not task.done():
+            await asyncio.sleep(0.001)
+    finally:
+        relay.stop()
+        await task
+
+
 async def relay_against_loop(
     engine: AsyncEngine, outbox: Table, expected: list[str], batch: int = 100
 ) -> dict[str, Any]:
@@ -119,9 +130,8 @@ async def relay_against_loop(
                 relay = AsyncOutboxRelay(
                     engine, transport, outbox=outbox, batch_size=batch, progress_interval=None
                 )
-                batches = 0
-                while await relay.run_once():
-                    batches += 1
+                await drain(relay, transport, len(expected))
+                batches = -(-len(expected) // batch)
             figures[name] = time.perf_counter() - started
         figures[f"{name} round trips per batch"] = trips.count / max(batches, 1)
         if transport.sent != expected:

@@ -99,11 +99,15 @@ class StreamDelivery:
         self.relay = relay
         self.stream = stream
         self.sql = relay._statements
+        self.delivered = 0
+        """How many rows this pass marked delivered."""
 
     async def _transact(
         self,
         work: Callable[[AsyncConnection], Awaitable[T]],
         undo: Callable[[AsyncConnection, T], Awaitable[object]] | None = None,
+        *,
+        atomic: bool = False,
     ) -> T:
         """Run ``work`` in a transaction; once more on a fresh connection if it died.
 
@@ -111,7 +115,7 @@ class StreamDelivery:
         seconds), then calls ``undo`` with its result, then goes on: a statement
         cancelled midway can leave a connection in a transaction that holds locks.
         """
-        task = asyncio.ensure_future(self._transact_retrying(work))
+        task = asyncio.ensure_future(self._transact_retrying(work, atomic=atomic))
         try:
             return await run_to_end(task)
         except asyncio.CancelledError:
@@ -120,64 +124,125 @@ class StreamDelivery:
                 await run_to_end(self._transact_retrying(lambda conn: undo(conn, result)))
             raise
 
-    async def _transact_retrying(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        # Every write of the relay is one statement, atomic on its own: in autocommit
-        # each costs one round trip, without BEGIN and COMMIT.
-        engine = self.relay._autocommit
+    async def _transact_retrying(
+        self, work: Callable[[AsyncConnection], Awaitable[T]], *, atomic: bool = False
+    ) -> T:
+        # Nearly every write of the relay is one statement, atomic on its own: in
+        # autocommit each costs one round trip, without BEGIN and COMMIT.
+        relay = self.relay
+        connect = relay.engine.begin if atomic else relay._autocommit.connect
         try:
-            async with engine.connect() as conn:
+            async with connect() as conn:
                 return await work(conn)
         except DBAPIError as exc:
             if not exc.connection_invalidated:
                 raise
         # The pool dropped the dead connection: the next one is new. Every statement of
         # this module is safe to repeat (each checks the state it changes).
-        async with engine.connect() as conn:
+        async with connect() as conn:
             return await work(conn)
 
-    async def run(self, limit: int) -> int:
-        """Deliver up to ``limit`` rows of the stream; return how many were marked delivered."""
+    async def run(self, limit: int, *, batches: int = 1) -> int:
+        """Deliver up to ``batches`` batches of ``limit`` rows of the stream, in order.
+
+        Return how many rows were marked delivered. A batch sent whole is marked
+        together with the lease of the next one, in one statement.
+        """
         lease = await self._claim(limit)
-        if lease is None:
-            return 0
-        relay = self.relay
         sent: list[int] = []
-        delivered = 0
-        last_commit = time.monotonic()
-        rows = lease.rows
         try:
-            for index, row in enumerate(rows):
-                if relay.stopping or not await self._hold(lease):
+            while lease is not None:
+                batches -= 1
+                if not await self._send_rows(lease, sent):
                     break
-                if row.unreadable is not None:
-                    delivered += await self._settle(lease, sent, row.id)
-                    await self._bury(lease, row, row.unreadable, tried=0)
-                    break  # the next pass goes on with the next row, if on_dead allows
-                assert row.envelope is not None
-                error = await self._send(row.envelope)
-                if error is None:
-                    sent.append(row.id)
-                    if time.monotonic() - last_commit >= relay.commit_interval:
-                        after = rows[index + 1].id if index + 1 < len(rows) else None
-                        delivered += await self._settle(lease, sent, after)
-                        last_commit = time.monotonic()
-                    continue
-                relay.failed_attempts += 1
-                reason = describe(error)
-                delivered += await self._settle(lease, sent, row.id)
-                if relay.max_attempts is None or row.attempts + 1 < relay.max_attempts:
-                    await self._postpone(lease, row, reason)
-                else:
-                    await self._bury(lease, row, reason, tried=1)
-                break
+                if batches <= 0 or len(lease.rows) < limit or self.relay.stopping:
+                    break
+                lease = await self._continue(lease, sent, limit)
         except asyncio.CancelledError:
             # Cancelled: mark what was sent if the database answers at once, then end.
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                async with asyncio.timeout(_CANCEL_GRACE):
-                    await self._settle(lease, sent, self._first_unsent(lease, sent), free=True)
+            if lease is not None:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    async with asyncio.timeout(_CANCEL_GRACE):
+                        after = self._first_unsent(lease, sent)
+                        await self._settle(lease, sent, after, free=True)
             raise
-        return delivered + await self._settle(
-            lease, sent, self._first_unsent(lease, sent), free=True
+        if lease is not None:
+            await self._settle(lease, sent, self._first_unsent(lease, sent), free=True)
+        return self.delivered
+
+    async def _send_rows(self, lease: _Lease, sent: list[int]) -> bool:
+        """Send the rows of ``lease`` in order; return whether all were sent.
+
+        A failed send is recorded (postponed or dead), and what was sent before it is
+        marked; the rows sent since the last mark are left in ``sent``.
+        """
+        relay = self.relay
+        last_commit = time.monotonic()
+        rows = lease.rows
+        for index, row in enumerate(rows):
+            if relay.stopping or not await self._hold(lease):
+                return False
+            if row.unreadable is not None:
+                await self._settle(lease, sent, row.id)
+                await self._bury(lease, row, row.unreadable, tried=0)
+                return False  # the next pass goes on with the next row, if on_dead allows
+            assert row.envelope is not None
+            error = await self._send(row.envelope)
+            if error is None:
+                sent.append(row.id)
+                if time.monotonic() - last_commit >= relay.commit_interval:
+                    after = rows[index + 1].id if index + 1 < len(rows) else None
+                    await self._settle(lease, sent, after)
+                    last_commit = time.monotonic()
+                continue
+            relay.failed_attempts += 1
+            reason = describe(error)
+            await self._settle(lease, sent, row.id)
+            if relay.max_attempts is None or row.attempts + 1 < relay.max_attempts:
+                await self._postpone(lease, row, reason)
+            else:
+                await self._bury(lease, row, reason, tried=1)
+            return False
+        return True
+
+    async def _continue(self, lease: _Lease, sent: list[int], limit: int) -> _Lease | None:
+        """Mark ``sent`` delivered and lease the stream's next rows, at once."""
+        relay = self.relay
+        sql = self.sql
+        started = time.monotonic()
+        params = {
+            "ids": list(sent) or [-1],
+            "the_stream": self.stream,
+            "last": lease.rows[-1].id,
+            "head": lease.head,
+            "token": lease.token,
+            "limit": limit,
+            "lease": sql.delay(relay.lease),
+        }
+
+        async def mark_and_claim(conn: AsyncConnection) -> list[Any]:
+            if sql.postgresql:
+                return list((await conn.execute(sql.mark_and_continue, params)).all())
+            await conn.execute(sql.deliver, params)
+            head = (await conn.execute(sql.move_head, params)).first()
+            if head is None:
+                return []
+            rows = await conn.execute(sql.rows_from, {**params, "head": head[0]})
+            return [(*row, head[1]) for row in rows]
+
+        async def hand_back(conn: AsyncConnection, rows: list[Any]) -> None:
+            if rows:
+                await conn.execute(sql.release, {"head": rows[0][0], "token": rows[0][3]})
+
+        rows = await self._transact(mark_and_claim, undo=hand_back, atomic=not sql.postgresql)
+        self._count(sent)
+        if not rows:
+            return None
+        return _Lease(
+            token=rows[0][3],
+            deadline=started + relay.lease,
+            rows=[_read(row_id, text, attempts) for row_id, text, attempts, _ in rows],
+            head=rows[0][0],
         )
 
     @staticmethod
@@ -282,9 +347,7 @@ class StreamDelivery:
             return list((await conn.execute(statement, params)).all())
 
         result = await self._transact(mark)
-        count = len(sent)
-        self.relay.delivered += count
-        sent.clear()
+        count = self._count(sent)
         if free or after is None:
             lease.head = None
         elif (after, lease.token) in {(row_id, at) for row_id, at in result}:
@@ -305,6 +368,14 @@ class StreamDelivery:
         finally:
             relay.in_flight -= 1
         return None
+
+    def _count(self, sent: list[int]) -> int:
+        """Count the rows of ``sent`` as delivered, empty it and return how many."""
+        count = len(sent)
+        self.delivered += count
+        self.relay.delivered += count
+        sent.clear()
+        return count
 
     async def _postpone(self, lease: _Lease, row: _Row, reason: str) -> None:
         relay = self.relay

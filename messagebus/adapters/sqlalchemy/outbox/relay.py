@@ -63,6 +63,8 @@ DEFAULT_MAX_ATTEMPTS = 30
 :class:`Backoff`, one to two hours of failures."""
 
 _PURGE_INTERVAL = 60.0
+# A stream with many rows keeps its relay for this many batches, then yields its place.
+_PASS_BATCHES = 10
 _WINDOW = 10
 
 
@@ -272,7 +274,7 @@ class AsyncOutboxRelay:
 
     async def _deliver_logged(self, stream: str) -> int:
         try:
-            return await StreamDelivery(self, stream).run(self.batch_size)
+            return await StreamDelivery(self, stream).run(self.batch_size, batches=_PASS_BATCHES)
         except (SQLAlchemyError, OSError) as exc:
             logger.warning(
                 "outbox relay: database error on stream %r (%s); it is tried again later",
