@@ -298,7 +298,11 @@ def main(argv: list[str]) -> int:
         for error in figures.errors:
             print(f"{database}: CHECK FAILED: {error}")
             status = 1
-    return status
+    # The unit of work next to hand-written SQLAlchemy Core: bench/sql_uow.py.
+    from bench import sql_uow
+
+    flags = [flag for flag in ("--quick", "--strict") if getattr(args, flag[2:])]
+    return max(status, sql_uow.main(flags))
 
 
 if __name__ == "__main__":
