@@ -82,6 +82,8 @@ async def test_status_counts_the_rows_and_ages_the_oldest_pending_row_per_stream
         age_low, age_high = before - created[oldest_pending], after - created[oldest_pending]
         assert age_low <= entry.oldest_pending_age <= age_high
     assert status.oldest_pending_age == status.streams[0].oldest_pending_age
+    light = await admin.status(count_delivered=False)
+    assert (2, None, 3) == (light.pending, light.delivered, light.dead)
 
 
 async def test_an_empty_outbox_has_no_streams(tmp_path: Path) -> None:

@@ -81,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", redact)
     )
     logging.basicConfig(level=args.log_level, handlers=[handler])
+    logging.captureWarnings(True)  # through the handler that hides the secrets
     try:
         command = serve if args.command == "run" else administer
         return asyncio.run(_settled(command(args, database)))
