@@ -60,7 +60,7 @@ logger = logging.getLogger("messagebus.relay")
 
 DEFAULT_MAX_ATTEMPTS = 30
 """How many times a row is tried before it is dead, by default: with the default
-:class:`Backoff`, one to two hours of failures."""
+:class:`~messagebus.adapters.sqlalchemy.Backoff`, one to two hours of failures."""
 
 _PURGE_INTERVAL = 60.0
 # A stream with many rows keeps its relay for this many batches, then yields its place.
