@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Insert, MetaData, insert
 
@@ -24,14 +24,12 @@ from messagebus.service._async.repository import AsyncAbstractMessageStoreReposi
 from messagebus.service.errors import ConfigurationError
 from messagebus.service.eventstream import AbstractMessageSerializer, MessageSerializer
 
+if TYPE_CHECKING:  # the unit of work imports this module: no import when running
+    from messagebus.adapters.sqlalchemy._async.unit_of_work import AsyncSqlAlchemyUnitOfWork
+
 __all__ = ["AsyncSqlAlchemyMessageStoreRepository"]
 
 _ENVELOPE_FIELDS = {"message_id", "created_at", "metadata"}
-
-
-class _Transactional(Protocol):
-    @property
-    def connection(self) -> AsyncConnection: ...
 
 
 @functools.cache
@@ -93,7 +91,7 @@ class AsyncSqlAlchemyMessageStoreRepository(AsyncAbstractMessageStoreRepository)
 
     def __init__(
         self,
-        uow: _Transactional,
+        uow: AsyncSqlAlchemyUnitOfWork[Any, Any],
         *,
         tables: MessagebusTables | None = None,
         outbox: bool = True,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Insert, MetaData, insert
 
@@ -25,14 +25,12 @@ from messagebus.service._sync.repository import SyncAbstractMessageStoreReposito
 from messagebus.service.errors import ConfigurationError
 from messagebus.service.eventstream import AbstractMessageSerializer, MessageSerializer
 
+if TYPE_CHECKING:  # the unit of work imports this module: no import when running
+    from messagebus.adapters.sqlalchemy._sync.unit_of_work import SyncSqlAlchemyUnitOfWork
+
 __all__ = ["SyncSqlAlchemyMessageStoreRepository"]
 
 _ENVELOPE_FIELDS = {"message_id", "created_at", "metadata"}
-
-
-class _Transactional(Protocol):
-    @property
-    def connection(self) -> SyncConnection: ...
 
 
 @functools.cache
@@ -94,7 +92,7 @@ class SyncSqlAlchemyMessageStoreRepository(SyncAbstractMessageStoreRepository):
 
     def __init__(
         self,
-        uow: _Transactional,
+        uow: SyncSqlAlchemyUnitOfWork[Any, Any],
         *,
         tables: MessagebusTables | None = None,
         outbox: bool = True,
