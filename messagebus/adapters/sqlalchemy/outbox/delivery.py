@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from messagebus.adapters.sqlalchemy.outbox.lease import Lease, Row, read_row
 from messagebus.adapters.sqlalchemy.outbox.reasons import describe, error_reason
 
 if TYPE_CHECKING:
@@ -60,36 +58,6 @@ async def run_to_end(work: Awaitable[T]) -> T:
                 await task
         task.cancel()
         raise
-
-
-@dataclass
-class _Row:
-    id: int
-    attempts: int
-    envelope: Mapping[str, Any] | None
-    unreadable: str | None = None
-
-
-def _read(row_id: int, text: str | None, attempts: int) -> _Row:
-    """Decode a row's payload; a payload that is not a JSON object makes the row unreadable."""
-    try:
-        envelope = json.loads(text) if text is not None else None
-    except ValueError as exc:
-        return _Row(row_id, attempts, None, f"unreadable payload, not JSON: {describe(exc)}")
-    if not isinstance(envelope, dict):
-        kind = type(envelope).__name__
-        return _Row(row_id, attempts, None, f"unreadable payload: a JSON {kind}, not an object")
-    return _Row(row_id, attempts, envelope)
-
-
-@dataclass
-class _Lease:
-    token: datetime
-    deadline: float
-    """The lease's end on this host's monotonic clock: never later than in the database."""
-    rows: list[_Row]
-    head: int | None
-    """The row that holds the lease (the first not marked yet), ``None`` once it ended."""
 
 
 class StreamDelivery:
@@ -170,7 +138,7 @@ class StreamDelivery:
             await self._settle(lease, sent, self._first_unsent(lease, sent), free=True)
         return self.delivered
 
-    async def _send_rows(self, lease: _Lease, sent: list[int]) -> bool:
+    async def _send_rows(self, lease: Lease, sent: list[int]) -> bool:
         """Send the rows of ``lease`` in order; return whether all were sent.
 
         A failed send is recorded (postponed or dead), and what was sent before it is
@@ -205,7 +173,7 @@ class StreamDelivery:
             return False
         return True
 
-    async def _continue(self, lease: _Lease, sent: list[int], limit: int) -> _Lease | None:
+    async def _continue(self, lease: Lease, sent: list[int], limit: int) -> Lease | None:
         """Mark ``sent`` delivered and lease the stream's next rows, at once."""
         relay = self.relay
         sql = self.sql
@@ -238,22 +206,22 @@ class StreamDelivery:
         self._count(sent)
         if not rows:
             return None
-        return _Lease(
+        return Lease(
             token=rows[0][3],
             deadline=started + relay.lease,
-            rows=[_read(row_id, text, attempts) for row_id, text, attempts, _ in rows],
+            rows=[read_row(row_id, text, attempts) for row_id, text, attempts, _ in rows],
             head=rows[0][0],
         )
 
     @staticmethod
-    def _first_unsent(lease: _Lease, sent: list[int]) -> int | None:
+    def _first_unsent(lease: Lease, sent: list[int]) -> int | None:
         """Return the row of the lease after the last one sent, if the lease has one."""
         if lease.head is None:
             return None
         last = sent[-1] if sent else lease.head - 1
         return next((row.id for row in lease.rows if row.id > last), None)
 
-    async def _claim(self, limit: int) -> _Lease | None:
+    async def _claim(self, limit: int) -> Lease | None:
         relay = self.relay
         sql = self.sql
         started = time.monotonic()
@@ -275,14 +243,14 @@ class StreamDelivery:
         rows = await self._transact(claim, undo=hand_back)
         if not rows:
             return None
-        return _Lease(
+        return Lease(
             token=rows[0][3],
             deadline=started + relay.lease,
-            rows=[_read(row_id, text, attempts) for row_id, text, attempts, _ in rows],
+            rows=[read_row(row_id, text, attempts) for row_id, text, attempts, _ in rows],
             head=rows[0][0],
         )
 
-    async def _hold(self, lease: _Lease) -> bool:
+    async def _hold(self, lease: Lease) -> bool:
         """Whether a send may start now: renew the lease when its end draws near."""
         relay = self.relay
         if lease.head is None:
@@ -312,7 +280,7 @@ class StreamDelivery:
         lease.deadline = started + relay.lease
         return True
 
-    def _lost(self, lease: _Lease) -> None:
+    def _lost(self, lease: Lease) -> None:
         lease.head = None
         logger.warning(
             "outbox relay: stream %r was taken by another relay; this one stops sending it",
@@ -320,7 +288,7 @@ class StreamDelivery:
         )
 
     async def _settle(
-        self, lease: _Lease, sent: list[int], after: int | None, *, free: bool = False
+        self, lease: Lease, sent: list[int], after: int | None, *, free: bool = False
     ) -> int:
         """Mark the rows of ``sent`` delivered, in one statement that moves the lease on.
 
@@ -377,7 +345,7 @@ class StreamDelivery:
         sent.clear()
         return count
 
-    async def _postpone(self, lease: _Lease, row: _Row, reason: str) -> None:
+    async def _postpone(self, lease: Lease, row: Row, reason: str) -> None:
         relay = self.relay
         delay = relay.backoff.delay(row.attempts + 1)
         params = {
@@ -397,7 +365,7 @@ class StreamDelivery:
                 delay,
             )
 
-    async def _bury(self, lease: _Lease, row: _Row, reason: str, *, tried: int) -> bool:
+    async def _bury(self, lease: Lease, row: Row, reason: str, *, tried: int) -> bool:
         """Set ``row`` dead with ``reason``; return whether that was recorded."""
         relay = self.relay
         params = {"row_id": row.id, "token": lease.token, "reason": reason, "tried": tried}
@@ -416,7 +384,7 @@ class StreamDelivery:
             )
         return buried
 
-    async def _record(self, statement: Any, params: dict[str, Any], row: _Row, reason: str) -> bool:
+    async def _record(self, statement: Any, params: dict[str, Any], row: Row, reason: str) -> bool:
         """Run a statement that records a row's failure; a database error is logged only.
 
         Recording a failure must never stop the relay: the row keeps its previous state
