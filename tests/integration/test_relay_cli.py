@@ -310,3 +310,43 @@ async def test_the_command_closes_the_transport_when_it_stops() -> None:
     await _close(transport)
     await _close(Plain())  # nothing to close: nothing happens
     assert transport.closed
+
+
+@pytest.mark.parametrize("on_dead", ["block", "skip"])
+async def test_a_row_dead_after_max_attempts_is_retried_from_the_command_line(
+    db: OutboxDatabase, tmp_path: Path, on_dead: str
+) -> None:
+    ids = await db.add({"a": 3})
+    relay = Relay(db, tmp_path / "sent.txt")
+    command = relay.command("--once", "--max-attempts", "1", "--on-dead", on_dead)
+    broken = command.index("relay_transports:file_transport")
+    command[broken] = "relay_transports:broken_transport"
+    process = await asyncio.create_subprocess_exec(
+        *command, env=relay.env, stderr=asyncio.subprocess.PIPE
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 20)
+    assert 1 == process.returncode, stderr.decode()
+    assert "is dead after 1 attempts" in stderr.decode()
+
+    status, _ = await relay.run("--once", "--on-dead", on_dead)
+    assert 0 == status
+    rows = await db.rows()
+    assert rows[0]["dead_at"] is not None
+    if on_dead == "block":  # the rows behind the dead one wait
+        assert [] == relay.sent()
+        assert [None, None] == [row["dead_at"] or row["delivered_at"] for row in rows[1:]]
+    else:  # they go on: each one delivered, or dead too
+        assert set(relay.sent()) <= set(ids[1:])
+        assert all(row["dead_at"] or row["delivered_at"] for row in rows)
+
+    listed = await run_cli("dead", "list", "--db", db.url, "--prefix", db.prefix)
+    assert 0 == listed[0]
+    retried = await run_cli("dead", "retry", "--all", "--db", db.url, "--prefix", db.prefix)
+    assert 0 == retried[0]
+    status, stderr_text = await relay.run("--once", "--on-dead", on_dead)
+
+    assert 0 == status, stderr_text
+    assert sorted(ids) == sorted(relay.sent())
+    assert sorted(ids) == sorted(await delivered_ids(db))
+    if on_dead == "block":
+        assert ids == relay.sent()  # the order held
