@@ -123,7 +123,8 @@ class StreamDelivery:
                 batches -= 1
                 if not await self._send_rows(lease, sent):
                     break
-                if batches <= 0 or len(lease.rows) < limit or self.relay.stopping:
+                # Even after a short batch: rows committed meanwhile come with the marks.
+                if batches <= 0 or self.relay.stopping:
                     break
                 lease = await self._continue(lease, sent, limit)
         except asyncio.CancelledError:
