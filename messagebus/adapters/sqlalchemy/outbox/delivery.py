@@ -1,18 +1,20 @@
-"""How a relay delivers one stream: lease its first rows, send them in order, mark them.
+"""How a relay delivers one stream: lease its head, send its rows in order, mark them.
 
-The fence is a lease kept in the rows themselves. Claiming a stream sets the
-``available_at`` of its first pending rows to the end of a lease (the database's time
-plus ``lease`` seconds), in one statement that succeeds only if the stream's head is due;
-no other relay finds those rows due before the lease ends. The relay starts a send only
-if the send, bounded by ``send_timeout``, ends before the lease does by its own
-monotonic clock, which started before the claim: so when another relay may take the
-stream, the first has finished its last send. It renews the lease while it still has
-rows to send, with a statement that checks the lease's end as a token: if another relay
-took the rows, the renewal finds none and this relay stops before its next send.
+The fence is a lease kept in the stream's head row (its oldest pending row). Claiming a
+stream sets the head's ``available_at`` to the end of a lease (the database's time plus
+``lease`` seconds), in one statement that succeeds only if the head is due; no relay
+claims a stream whose head is not due, so the rows behind the head need no lease. Each
+mark moves the lease to the next row to send, in the same statement, if the holder's head
+still has the lease's token; a batch sent whole is marked together with the lease of the
+next batch. The relay starts a send only if the send, bounded by ``send_timeout``, ends
+before the lease does by its own monotonic clock, which started before the claim: so when
+another relay may take the stream, the first has finished its last send. It renews the
+lease while it sends, with a statement that checks the token: if another relay took the
+stream, the renewal finds nothing and this relay stops before its next send.
 
-No connection is held while the transport works: each step is a short transaction, so a
-connection that dies (a killed backend, a restarted server) costs one retry on a fresh
-connection, never a stream.
+No connection is held while the transport works: each step is one autocommitted
+statement (one round trip), so a connection that dies (a killed backend, a restarted
+server) costs one retry on a fresh connection, never a stream.
 """
 
 from __future__ import annotations

@@ -9,9 +9,11 @@ How it works:
 
 1. It looks for the streams whose head (oldest pending row) is due, by the database's
    clock, and delivers up to ``concurrency`` of them at once, each on its own.
-2. Delivering a stream leases its first pending rows (see
-   :mod:`~messagebus.adapters.sqlalchemy.outbox.delivery`): no other relay sends them
-   while the lease lasts, and this one stops before a send that could outlast it.
+2. Delivering a stream leases its head (see
+   :mod:`~messagebus.adapters.sqlalchemy.outbox.delivery`): no other relay sends the
+   stream while the lease lasts, and this one stops before a send that could outlast it.
+   A busy stream keeps its relay for up to ten batches, each marked with the lease of the
+   next in one statement, then yields its place.
 3. It sends each row and, once the transport returned, marks it delivered. The marks are
    committed together, at most ``commit_interval`` seconds apart, and always before the
    relay leaves the stream. No transaction is open while the transport works.
