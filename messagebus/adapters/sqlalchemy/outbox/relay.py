@@ -41,7 +41,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Literal
 
 from sqlalchemy import MetaData, Table, delete, select
@@ -381,7 +381,8 @@ class AsyncOutboxRelay:
         table. Pending and dead rows are never deleted.
         """
         outbox = self.outbox
-        cutoff = datetime.now(UTC) - older_than
+        sql = self._statements
+        cutoff = sql.later("age")  # the database's clock, as for every time of the relay
         oldest = (
             select(outbox.c.id)
             .where(outbox.c.delivered_at.is_not(None), outbox.c.delivered_at < cutoff)
@@ -392,7 +393,10 @@ class AsyncOutboxRelay:
         while not self.stopping:
             async with self.engine.begin() as conn:
                 # A subquery: neither SQLite nor PostgreSQL take a LIMIT on a DELETE.
-                deleted = await conn.execute(delete(outbox).where(outbox.c.id.in_(oldest)))
+                deleted = await conn.execute(
+                    delete(outbox).where(outbox.c.id.in_(oldest)),
+                    {"age": sql.delay(-older_than.total_seconds())},
+                )
             purged += deleted.rowcount
             if deleted.rowcount < chunk:
                 break

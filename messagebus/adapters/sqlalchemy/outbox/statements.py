@@ -219,7 +219,7 @@ class RelayStatements:
         """Return the value of a :meth:`later` parameter that adds ``seconds``."""
         if self.postgresql:
             return timedelta(seconds=seconds)
-        return f"+{seconds:.6f} seconds"
+        return f"{seconds:+.6f} seconds"
 
     def due_streams(self, window: int | None) -> Any:
         """Return the query of the streams and whether their heads are due.
