@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import Column, MetaData, String, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from bench.relay import commit_to_transport, percentiles, relay_against_loop
 from messagebus import (
     AsyncAbstractEventstreamTransport,
     AsyncMessageBus,
@@ -46,13 +47,14 @@ from messagebus import (
     SinkholeMetricsStore,
 )
 from messagebus.adapters.sqlalchemy import (
-    AsyncOutboxRelay,
     AsyncSqlAlchemyRepository,
     AsyncSqlAlchemyUnitOfWork,
     MessagebusTables,
     messagebus_tables,
 )
 
+LATENCY_EVENTS = 100
+"""Events committed one by one per round while a relay with default settings runs."""
 PG_URL = os.environ.get("MESSAGEBUS_BENCH_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
 
@@ -119,6 +121,10 @@ class Figures:
     rates: dict[str, float] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     rounds: int = 0
+    trips: dict[str, float] = field(default_factory=dict)
+    """Round trips per batch of the relay and of the hand-written loop."""
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    """Seconds from commit to transport, per way of waking the relay, over the rounds."""
 
     def keep(self, name: str, count: int, seconds: float) -> None:
         self.rates[name] = max(self.rates.get(name, 0.0), count / seconds)
@@ -160,44 +166,50 @@ async def one_round(engine: AsyncEngine, commands: int, figures: Figures) -> Non
 
             name = "uow + outbox" if outbox else "uow, no outbox"
             figures.keep(name, commands, await timed(handle_all))
-        await measure_relay(engine, tables, commands, figures)
+        await measure_relay(engine, tables, books, bus, figures)
     finally:
         async with engine.begin() as conn:
             await conn.run_sync(metadata.drop_all)
 
 
 async def measure_relay(
-    engine: AsyncEngine, tables: MessagebusTables, rows: int, figures: Figures
+    engine: AsyncEngine,
+    tables: MessagebusTables,
+    books: Table,
+    bus: AsyncMessageBus[UnitOfWork],
+    figures: Figures,
 ) -> None:
     outbox = tables.outbox
     async with engine.connect() as conn:
         result = await conn.execute(select(outbox.c.payload).order_by(outbox.c.id))
-        envelopes = [dict(payload) for payload in result.scalars()]
-    expected = [envelope["id"] for envelope in envelopes]
-    for label, latency in (("sink", 0.0), ("1 ms", 0.001)):
-        direct = Transport(latency)
+        expected = [payload["id"] for payload in result.scalars()]
+    compared = await relay_against_loop(engine, outbox, expected)
+    figures.errors.extend(compared["errors"])
+    rows = len(expected)
+    figures.keep("hand-written relay loop", rows, compared["loop"])
+    figures.keep("AsyncOutboxRelay", rows, compared["relay"])
+    figures.trips["hand-written relay loop"] = compared["loop round trips per batch"]
+    figures.trips["AsyncOutboxRelay"] = compared["relay round trips per batch"]
 
-        async def call_directly(transport: Transport = direct) -> None:
-            for envelope in envelopes:
-                await transport.send_message_serialized(envelope)
-
-        figures.keep(f"direct -> {label} transport", rows, await timed(call_directly))
-
-        async with engine.begin() as conn:  # make every row pending again
-            await conn.execute(outbox.update().values(delivered_at=None, attempts=0))
-        relayed = Transport(latency)
-        relay = AsyncOutboxRelay(engine, relayed, outbox=outbox, progress_interval=None)
-
-        async def drain(relay: AsyncOutboxRelay = relay) -> None:
-            while await relay.run_once():
-                pass
-
-        figures.keep(f"relay -> {label} transport", rows, await timed(drain))
-        if relayed.sent != expected:
+    url = engine.url.render_as_string(hide_password=False)
+    variants = [("in-process", url)]
+    if engine.dialect.name == "postgresql" and "@127.0.0.1" in url:
+        variants.append(("NOTIFY", url.replace("@127.0.0.1", "@localhost")))
+    for label, relay_url in variants:
+        latencies = await commit_to_transport(
+            engine,
+            tables,
+            bus,
+            lambda: UnitOfWork(engine, tables, books, outbox=True),
+            lambda n, label=label: RegisterBook(id=f"{label}-{figures.rounds}-{n}", title="Dune"),
+            LATENCY_EVENTS,
+            relay_url,
+        )
+        if len(latencies) < LATENCY_EVENTS:
             figures.errors.append(
-                f"the relay sent {len(relayed.sent)} of {len(expected)} rows, "
-                f"{len(set(relayed.sent))} distinct, in order: {relayed.sent == expected}"
+                f"{label}: {len(latencies)} of {LATENCY_EVENTS} events reached the transport"
             )
+        figures.latencies.setdefault(label, []).extend(latencies)
 
 
 async def measure(url: str, commands: int, rounds: int) -> Figures:
@@ -224,9 +236,8 @@ async def reachable(url: str) -> str | None:
 
 
 RATIOS = {
-    "uow + outbox": ("uow, no outbox", "outbox / no outbox"),
-    "relay -> sink transport": ("direct -> sink transport", "relay / direct"),
-    "relay -> 1 ms transport": ("direct -> 1 ms transport", "relay / direct"),
+    "uow + outbox": ("uow, no outbox", "x the time of no outbox"),
+    "AsyncOutboxRelay": ("hand-written relay loop", "x the time of the loop"),
 }
 
 
@@ -237,10 +248,19 @@ def print_table(results: dict[str, Figures], commands: int) -> None:
             ratio = ""
             if name in RATIOS:
                 other, label = RATIOS[name]
-                ratio = f"{rate / figures.rates[other]:.3g} {label}"
+                # Of times: the other's rate over this one's.
+                ratio = f"{figures.rates[other] / rate:.3g} {label}"
+            if name in figures.trips:
+                ratio = f"{ratio}  {figures.trips[name]:.1f} round trips/batch".strip()
             print(
                 f"{database:<11}{name:<26}{commands:>6}{rate:>10,.0f}{1e6 / rate:>10.1f}  {ratio}"
             )
+    print()
+    print(f"{'database':<11}{'commit to transport':<26}{'n':>6}{'p50 ms':>10}{'p99 ms':>10}")
+    for database, figures in results.items():
+        for label, latencies in figures.latencies.items():
+            p50, p99 = percentiles(latencies)
+            print(f"{database:<11}{label:<26}{len(latencies):>6}{p50:>10.1f}{p99:>10.1f}")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -278,7 +298,11 @@ def main(argv: list[str]) -> int:
         for error in figures.errors:
             print(f"{database}: CHECK FAILED: {error}")
             status = 1
-    return status
+    # The unit of work next to hand-written SQLAlchemy Core: bench/sql_uow.py.
+    from bench import sql_uow
+
+    flags = [flag for flag in ("--quick", "--strict") if getattr(args, flag[2:])]
+    return max(status, sql_uow.main(flags))
 
 
 if __name__ == "__main__":

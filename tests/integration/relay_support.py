@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import MetaData, insert, select
+from sqlalchemy import MetaData, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from messagebus import AsyncAbstractEventstreamTransport, Event, MessageSerializer, Metadata
@@ -165,3 +165,22 @@ def in_order_per_stream(sent: list[str], ids: list[str], stream_of: Mapping[str,
         if expected != actual:
             return False
     return True
+
+
+def named_engine(db: OutboxDatabase, name: str) -> AsyncEngine:
+    """Return another engine on ``db`` whose PostgreSQL sessions are named ``name``."""
+    if db.kind != "postgresql":
+        return db.new_engine()
+    return create_async_engine(
+        db.engine.url, connect_args={"server_settings": {"application_name": name}}
+    )
+
+
+async def kill_backends(db: OutboxDatabase, name: str) -> int:
+    """Terminate the PostgreSQL sessions named ``name``; return how many there were."""
+    query = text(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE application_name = :name AND pid <> pg_backend_pid()"
+    )
+    async with db.engine.connect() as conn:
+        return int((await conn.execute(query, {"name": name})).scalar_one())

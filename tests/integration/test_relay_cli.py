@@ -14,6 +14,7 @@ import pytest
 from tests.integration.relay_support import (
     HERE,
     OutboxDatabase,
+    eventually,
     in_order_per_stream,
     outbox_database,
 )
@@ -93,6 +94,11 @@ async def delivered_ids(db: OutboxDatabase) -> list[str]:
     return [str(row["message_id"]) for row in await db.rows() if row["delivered_at"]]
 
 
+async def all_delivered(db: OutboxDatabase, ids: list[str]) -> bool:
+    """Every row was delivered."""
+    return len(ids) == len(await delivered_ids(db))
+
+
 async def test_once_delivers_what_is_due_and_exits_0(db: OutboxDatabase, tmp_path: Path) -> None:
     ids = await db.add({"a": 5, "b": 5})
     relay = Relay(db, tmp_path / "sent.txt")
@@ -103,18 +109,21 @@ async def test_once_delivers_what_is_due_and_exits_0(db: OutboxDatabase, tmp_pat
     assert sorted(ids) == sorted(relay.sent())
     assert in_order_per_stream(relay.sent(), ids, await db.stream_of())
     assert sorted(ids) == sorted(await delivered_ids(db))
-    assert "10 delivered, 0 failed sends, 0 pending" in stderr
+    assert "outbox relay stopped: 10 delivered, 0 failed sends, 0 dead, 0 pending" in stderr
 
 
-# Each send takes at least 10 ms: the marks committed every 100 ms leave 10 rows at most
-# to send again, and the marks committed after each row the one row being marked.
-@pytest.mark.parametrize(("commit_interval", "most_duplicates"), [("0.1", 11), ("0", 1)])
+# Each send takes at least 10 ms and the three streams are sent at once: the marks
+# committed every 100 ms leave at most 10 rows per stream to send again, and the marks
+# committed after each row the row being marked, one per stream.
+@pytest.mark.parametrize(("commit_interval", "most_duplicates"), [("0.1", 33), ("0", 3)])
 async def test_a_relay_killed_mid_batch_loses_nothing(
     db: OutboxDatabase, tmp_path: Path, commit_interval: str, most_duplicates: int
 ) -> None:
     ids = await db.add({"a": 40, "b": 40, "c": 40})
     first = Relay(db, tmp_path / "sent.txt", delay=0.01)
-    await first.start("--batch-size", "50", "--commit-interval", commit_interval)
+    # A short lease (3 x the send timeout) lets the next relay take the streams soon.
+    options = ("--batch-size", "50", "--commit-interval", commit_interval, "--send-timeout", "0.2")
+    await first.start(*options)
     await first.wait_for_sent(30)
 
     assert first.process is not None
@@ -125,7 +134,11 @@ async def test_a_relay_killed_mid_batch_loses_nothing(
     assert pending_after_kill > 0, "the relay finished before it was killed"
 
     second = Relay(db, tmp_path / "sent.txt")
-    status, stderr = await second.run("--once", "--batch-size", "50")
+    await second.start("--batch-size", "50")
+    await eventually(lambda: all_delivered(db, ids))
+    assert second.process is not None
+    second.process.send_signal(signal.SIGTERM)
+    status, stderr = await second.wait()
 
     assert 0 == status, stderr
     sent = second.sent()
@@ -282,7 +295,7 @@ async def test_a_second_signal_stops_without_finishing_the_row(
 
 
 async def test_the_command_closes_the_transport_when_it_stops() -> None:
-    from messagebus.adapters.sqlalchemy.outbox.cli import _close
+    from messagebus.adapters.sqlalchemy.outbox.cli_run import _close
 
     class Closing:
         closed = False
@@ -297,3 +310,43 @@ async def test_the_command_closes_the_transport_when_it_stops() -> None:
     await _close(transport)
     await _close(Plain())  # nothing to close: nothing happens
     assert transport.closed
+
+
+@pytest.mark.parametrize("on_dead", ["block", "skip"])
+async def test_a_row_dead_after_max_attempts_is_retried_from_the_command_line(
+    db: OutboxDatabase, tmp_path: Path, on_dead: str
+) -> None:
+    ids = await db.add({"a": 3})
+    relay = Relay(db, tmp_path / "sent.txt")
+    command = relay.command("--once", "--max-attempts", "1", "--on-dead", on_dead)
+    broken = command.index("relay_transports:file_transport")
+    command[broken] = "relay_transports:broken_transport"
+    process = await asyncio.create_subprocess_exec(
+        *command, env=relay.env, stderr=asyncio.subprocess.PIPE
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 20)
+    assert 1 == process.returncode, stderr.decode()
+    assert "is dead after 1 attempts" in stderr.decode()
+
+    status, _ = await relay.run("--once", "--on-dead", on_dead)
+    assert 0 == status
+    rows = await db.rows()
+    assert rows[0]["dead_at"] is not None
+    if on_dead == "block":  # the rows behind the dead one wait
+        assert [] == relay.sent()
+        assert [None, None] == [row["dead_at"] or row["delivered_at"] for row in rows[1:]]
+    else:  # they go on: each one delivered, or dead too
+        assert set(relay.sent()) <= set(ids[1:])
+        assert all(row["dead_at"] or row["delivered_at"] for row in rows)
+
+    listed = await run_cli("dead", "list", "--db", db.url, "--prefix", db.prefix)
+    assert 0 == listed[0]
+    retried = await run_cli("dead", "retry", "--all", "--db", db.url, "--prefix", db.prefix)
+    assert 0 == retried[0]
+    status, stderr_text = await relay.run("--once", "--on-dead", on_dead)
+
+    assert 0 == status, stderr_text
+    assert sorted(ids) == sorted(relay.sent())
+    assert sorted(ids) == sorted(await delivered_ids(db))
+    if on_dead == "block":
+        assert ids == relay.sent()  # the order held

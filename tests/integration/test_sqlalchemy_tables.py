@@ -71,3 +71,36 @@ def test_by_default_the_unit_of_work_writes_to_the_messagebus_tables(tmp_path: P
             inspect(connection).get_table_names()
         )
     uow.engine.dispose()
+
+
+def test_a_prefix_too_long_for_postgresql_is_refused_and_leaves_the_metadata_alone() -> None:
+    metadata = MetaData()
+    with pytest.raises(ValueError, match="use a prefix of at most 46 characters"):
+        messagebus_tables(metadata, prefix="p" * 47)
+    assert {} == dict(metadata.tables)
+
+
+def test_the_longest_prefix_allowed_creates_the_tables_on_postgresql() -> None:
+    import uuid
+
+    from tests.integration.conftest import _postgresql
+
+    database = _postgresql("psycopg")
+    prefix = f"t{uuid.uuid4().hex}".ljust(46, "x")
+    metadata = MetaData()
+    tables = messagebus_tables(metadata, prefix=prefix)
+    engine = create_engine(database.sync_url)
+    try:
+        metadata.create_all(engine)
+        try:
+            with engine.connect() as connection:
+                names = inspect(connection).get_table_names()
+                indexes = {
+                    index["name"] for index in inspect(connection).get_indexes(tables.outbox.name)
+                }
+            assert {f"{prefix}messages", f"{prefix}outbox", f"{prefix}inbox"} <= set(names)
+            assert f"{prefix}outbox_pending_id" in indexes
+        finally:
+            metadata.drop_all(engine)
+    finally:
+        engine.dispose()

@@ -14,19 +14,25 @@ sqlite3), and add ``messagebus[postgresql]`` for PostgreSQL (asyncpg, psycopg 3)
   least once and in order per stream (``python -m messagebus.relay`` runs it as a process);
 - :class:`AsyncSqlAlchemyInbox` and :class:`AsyncSqlAlchemyDeadLetters` (with
   :func:`dead_letters_table`) are the consumer's inbox and dead letters.
+- :class:`AsyncOutboxAdmin` shows the backlog of the outbox and lists, retries or
+  discards its dead rows (``messagebus-relay status``, ``messagebus-relay dead``).
 """
 
-from ._async.repository import AsyncSqlAlchemyMessageStoreRepository, AsyncSqlAlchemyRepository
+from ._async.message_store import AsyncSqlAlchemyMessageStoreRepository
+from ._async.repository import AsyncSqlAlchemyRepository
 from ._async.unit_of_work import AsyncSqlAlchemyUnitOfWork
-from ._sync.repository import SyncSqlAlchemyMessageStoreRepository, SyncSqlAlchemyRepository
+from ._sync.message_store import SyncSqlAlchemyMessageStoreRepository
+from ._sync.repository import SyncSqlAlchemyRepository
 from ._sync.unit_of_work import SyncSqlAlchemyUnitOfWork
 from .dead_letters import AsyncSqlAlchemyDeadLetters, dead_letters_table
 from .errors import DatabaseUnavailableError
 from .inbox import AsyncSqlAlchemyInbox
 from .outbox import AsyncOutboxRelay, Backoff
+from .outbox.admin import AsyncOutboxAdmin, DeadRow, OutboxStatus, StreamStatus
 from .tables import MessagebusTables, UtcDateTime, messagebus_tables
 
 __all__ = [
+    "AsyncOutboxAdmin",
     "AsyncOutboxRelay",
     "AsyncSqlAlchemyDeadLetters",
     "AsyncSqlAlchemyInbox",
@@ -35,7 +41,10 @@ __all__ = [
     "AsyncSqlAlchemyUnitOfWork",
     "Backoff",
     "DatabaseUnavailableError",
+    "DeadRow",
     "MessagebusTables",
+    "OutboxStatus",
+    "StreamStatus",
     "SyncSqlAlchemyMessageStoreRepository",
     "SyncSqlAlchemyRepository",
     "SyncSqlAlchemyUnitOfWork",

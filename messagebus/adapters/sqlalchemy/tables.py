@@ -70,6 +70,9 @@ from sqlalchemy.types import TypeDecorator
 
 __all__ = ["MessagebusTables", "UtcDateTime", "messagebus_tables"]
 
+LONGEST_NAME = 63
+"""The longest name PostgreSQL keeps for a table or an index; it refuses longer ones."""
+
 
 class UtcDateTime(TypeDecorator[datetime]):
     """A ``DateTime(timezone=True)`` that always returns an aware datetime in UTC.
@@ -124,7 +127,25 @@ def messagebus_tables(metadata: MetaData, *, prefix: str = "messagebus_") -> Mes
         buses apart in one schema.
     :raises sqlalchemy.exc.InvalidRequestError: if ``metadata`` already holds tables of
         these names; call this function once per metadata and prefix.
+    :raises ValueError: if ``prefix`` makes a table or index name longer than
+        PostgreSQL's 63 characters: the longest suffix, ``outbox_pending_id``, leaves
+        46 characters to the prefix. ``metadata`` is then left as it was.
     """
+    scratch = _build(MetaData(), prefix)
+    names = [table.name for table in (scratch.messages, scratch.outbox, scratch.inbox)]
+    names += [index.name for index in scratch.outbox.indexes if isinstance(index.name, str)]
+    longest = max(names, key=len)
+    if len(longest) > LONGEST_NAME:
+        room = LONGEST_NAME - (len(longest) - len(prefix))
+        raise ValueError(
+            f"The table prefix {prefix[:60]!r} is {len(prefix)} characters long: the name "
+            f"{longest[:20]}...{longest[-20:]} would be {len(longest)}, and PostgreSQL "
+            f"keeps {LONGEST_NAME}; use a prefix of at most {room} characters"
+        )
+    return _build(metadata, prefix)
+
+
+def _build(metadata: MetaData, prefix: str) -> MessagebusTables:
     messages = Table(
         f"{prefix}messages",
         metadata,

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from types import TracebackType
 from typing import Any, Self
 
 import sqlalchemy.exc
 
-from messagebus.adapters.sqlalchemy._async.repository import (
+from messagebus.adapters.sqlalchemy._async.message_store import (
     AsyncSqlAlchemyMessageStoreRepository,
 )
 from messagebus.adapters.sqlalchemy._compat import AsyncConnection, AsyncEngine
@@ -66,12 +67,24 @@ class AsyncSqlAlchemyUnitOfWork(
         in order, and on PostgreSQL several relays share the streams between them. A
         function of the message names one per message, say per aggregate
         (``lambda message: f"book-{message.id}"``): the order then holds within each.
+        A name must fit the outbox's ``stream`` column (255 characters, no NUL): a
+        wrong name is refused here, a wrong name returned by the function when the
+        message is stored, before any of its rows is written.
     :param serializer: how a published message becomes the outbox row's payload; by
         default :class:`~messagebus.MessageSerializer`.
     :param publisher: sends the published messages after the commit; only with
         ``outbox=False``.
     :param metrics_store: counts transactions and messages; records nothing by default.
-    :raises messagebus.ConfigurationError: if ``publisher`` is given with the outbox on.
+    :raises messagebus.ConfigurationError: if ``publisher`` is given with the outbox on,
+        or if ``stream`` is a name the outbox cannot store.
+
+    A transaction whose connection turns out to be dead (the database restarted, or
+    closed it) raises :class:`~messagebus.adapters.sqlalchemy.DatabaseUnavailableError`
+    instead of the driver's error: SQLAlchemy then drops every connection of the pool,
+    so the next transaction connects anew and works. To have that first transaction
+    work too, make the engine test each connection it hands out,
+    ``create_async_engine(url, pool_pre_ping=True)``, at the price of a round trip to
+    the database per transaction.
     """
 
     engine: AsyncEngine
@@ -126,6 +139,17 @@ class AsyncSqlAlchemyUnitOfWork(
             raise
         return connection
 
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the transaction; a lost connection raises :class:`DatabaseUnavailableError`."""
+        await super().__aexit__(exc_type, exc, tb)
+        if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
+            raise DatabaseUnavailableError(self.engine.url, exc, lost=True) from None
+
     async def __aenter__(self) -> AsyncUnitOfWorkTransaction[Self]:
         """Check a connection out, begin a database transaction and return the transaction.
 
@@ -143,8 +167,10 @@ class AsyncSqlAlchemyUnitOfWork(
         return transaction
 
     async def commit(self) -> None:
-        """Commit the database transaction."""
-        await self.connection.commit()
+        """Commit the database transaction; wake the outbox relays if it wrote outbox rows."""
+        connection = self.connection
+        await connection.commit()
+        self.messagestore.wake_relays(connection)
 
     async def rollback(self) -> None:
         """Roll back the database transaction."""

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from types import TracebackType
 from typing import Any, Self
 
 import sqlalchemy.exc
 
 from messagebus.adapters.sqlalchemy._compat import SyncConnection, SyncEngine
-from messagebus.adapters.sqlalchemy._sync.repository import (
+from messagebus.adapters.sqlalchemy._sync.message_store import (
     SyncSqlAlchemyMessageStoreRepository,
 )
 from messagebus.adapters.sqlalchemy.errors import DatabaseUnavailableError
@@ -67,12 +68,24 @@ class SyncSqlAlchemyUnitOfWork(
         in order, and on PostgreSQL several relays share the streams between them. A
         function of the message names one per message, say per aggregate
         (``lambda message: f"book-{message.id}"``): the order then holds within each.
+        A name must fit the outbox's ``stream`` column (255 characters, no NUL): a
+        wrong name is refused here, a wrong name returned by the function when the
+        message is stored, before any of its rows is written.
     :param serializer: how a published message becomes the outbox row's payload; by
         default :class:`~messagebus.MessageSerializer`.
     :param publisher: sends the published messages after the commit; only with
         ``outbox=False``.
     :param metrics_store: counts transactions and messages; records nothing by default.
-    :raises messagebus.ConfigurationError: if ``publisher`` is given with the outbox on.
+    :raises messagebus.ConfigurationError: if ``publisher`` is given with the outbox on,
+        or if ``stream`` is a name the outbox cannot store.
+
+    A transaction whose connection turns out to be dead (the database restarted, or
+    closed it) raises :class:`~messagebus.adapters.sqlalchemy.DatabaseUnavailableError`
+    instead of the driver's error: SQLAlchemy then drops every connection of the pool,
+    so the next transaction connects anew and works. To have that first transaction
+    work too, make the engine test each connection it hands out,
+    ``create_async_engine(url, pool_pre_ping=True)``, at the price of a round trip to
+    the database per transaction.
     """
 
     engine: SyncEngine
@@ -127,6 +140,17 @@ class SyncSqlAlchemyUnitOfWork(
             raise
         return connection
 
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the transaction; a lost connection raises :class:`DatabaseUnavailableError`."""
+        super().__exit__(exc_type, exc, tb)
+        if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
+            raise DatabaseUnavailableError(self.engine.url, exc, lost=True) from None
+
     def __enter__(self) -> SyncUnitOfWorkTransaction[Self]:
         """Check a connection out, begin a database transaction and return the transaction.
 
@@ -144,8 +168,10 @@ class SyncSqlAlchemyUnitOfWork(
         return transaction
 
     def commit(self) -> None:
-        """Commit the database transaction."""
-        self.connection.commit()
+        """Commit the database transaction; wake the outbox relays if it wrote outbox rows."""
+        connection = self.connection
+        connection.commit()
+        self.messagestore.wake_relays(connection)
 
     def rollback(self) -> None:
         """Roll back the database transaction."""

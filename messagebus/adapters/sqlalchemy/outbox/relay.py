@@ -5,80 +5,69 @@ of the models; :class:`AsyncOutboxRelay` reads the pending rows and sends them, 
 once, in ``id`` order per stream. Run it in your service as an asyncio task, or as a
 process with ``messagebus-relay`` (see :mod:`messagebus.adapters.sqlalchemy.outbox.cli`).
 
-How it works, per batch:
+How it works:
 
-1. It lists the streams whose oldest pending row is due (``available_at`` passed).
-2. For each stream it takes a lock on the stream (on PostgreSQL a session advisory lock,
-   ``pg_try_advisory_lock``; a stream locked by another relay is skipped), then reads the
-   stream's pending rows in ``id`` order.
+1. It looks for the streams whose head (oldest pending row) is due, by the database's
+   clock, and delivers up to ``concurrency`` of them at once, each on its own.
+2. Delivering a stream leases its head (see
+   :mod:`~messagebus.adapters.sqlalchemy.outbox.delivery`): no other relay sends the
+   stream while the lease lasts, and this one stops before a send that could outlast it.
+   A busy stream keeps its relay for up to ten batches, each marked with the lease of the
+   next in one statement, then yields its place.
 3. It sends each row and, once the transport returned, marks it delivered. The marks are
-   committed together, in a short transaction, at most ``commit_interval`` seconds apart
-   (a commit per row would cost a disk flush per row) and always before the relay leaves
-   the stream. No transaction is open while the transport works.
-4. A row whose send raised gets ``attempts`` + 1, ``last_error`` and an ``available_at``
-   postponed by an exponential backoff with jitter
-   (:class:`~messagebus.adapters.sqlalchemy.Backoff`); the rest of its
-   stream waits behind it, other streams go on.
+   committed together, at most ``commit_interval`` seconds apart, and always before the
+   relay leaves the stream. No transaction is open while the transport works.
+4. A row whose send failed gets ``attempts`` + 1, ``last_error`` and an ``available_at``
+   postponed by an exponential backoff; the rest of its stream waits behind it. After
+   ``max_attempts`` attempts the row is **dead**: ``dead_at`` is set, its reason stays in
+   ``last_error``, and its stream waits for an operator (``on_dead="block"``) or goes on
+   with the rows after it (``on_dead="skip"``). A row whose payload cannot be read is dead
+   at once.
+5. A commit wakes it (in the process, and on PostgreSQL through ``LISTEN``/``NOTIFY``, see
+   :mod:`~messagebus.adapters.sqlalchemy.outbox.wakeup`); it polls every
+   ``poll_interval`` as well.
 
-No row is skipped: a row is pending until a send of it succeeded and was marked. A relay
-killed between a send and the commit of its mark sends that row again: consumers see
-duplicates (at most the rows of one ``commit_interval``), never gaps; the inbox removes
-the duplicates. A row that the transport refuses forever blocks its stream, retried every
-``Backoff.cap`` seconds with its error in ``last_error``: fix the cause, or set its
-``delivered_at`` by hand to skip it on purpose.
-
-Several relays may run at once on PostgreSQL: a stream is sent by one relay at a time and
-a row by one relay in the normal path; the work spreads over relays only when there are
-several streams. On SQLite run a single relay: SQLite has no lock that a relay could hold
-while it sends, so two relays would send the same rows.
-
-Order is ``id`` order among the committed rows. Two transactions that write to the same
-stream concurrently are delivered in the order their rows become visible, which may differ
-from their ``id`` order; the rows of one transaction keep theirs.
+No row is skipped but a dead one: a row is pending until a send of it succeeded and was
+marked. A relay killed between a send and the commit of its mark sends that row again:
+consumers see duplicates (at most the rows of one ``commit_interval``), never gaps; the
+inbox removes the duplicates. Several relays may run at once, on PostgreSQL and SQLite;
+a stream is sent by one relay at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
+import math
 import time
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import timedelta
+from typing import Literal
 
-from sqlalchemy import MetaData, Table, delete, func, select, text, update
+from sqlalchemy import MetaData, Table, delete, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql import Subquery
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from messagebus.adapters.sqlalchemy.outbox.backoff import Backoff
-from messagebus.adapters.sqlalchemy.outbox.reasons import describe, error_reason
+from messagebus.adapters.sqlalchemy.outbox.delivery import StreamDelivery, run_to_end
+from messagebus.adapters.sqlalchemy.outbox.reasons import error_reason
+from messagebus.adapters.sqlalchemy.outbox.statements import RelayStatements
+from messagebus.adapters.sqlalchemy.outbox.wakeup import listen
 from messagebus.adapters.sqlalchemy.tables import messagebus_tables
 from messagebus.service._async.eventstream import AsyncAbstractEventstreamTransport
 
-__all__ = ["AsyncOutboxRelay", "Backoff"]
+__all__ = ["DEFAULT_MAX_ATTEMPTS", "AsyncOutboxRelay", "Backoff"]
 
 logger = logging.getLogger("messagebus.relay")
 
-_MAX_ERROR_LENGTH = 2000
+DEFAULT_MAX_ATTEMPTS = 30
+"""How many times a row is tried before it is dead, by default: with the default
+:class:`~messagebus.adapters.sqlalchemy.Backoff`, one to two hours of failures."""
+
 _PURGE_INTERVAL = 60.0
+# A stream with many rows keeps its relay for this many batches, then yields its place.
+_PASS_BATCHES = 10
 _WINDOW = 10
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class _Row:
-    id: int
-    stream: str
-    payload: Mapping[str, Any]
-    attempts: int
-    available_at: datetime
 
 
 class AsyncOutboxRelay:
@@ -86,32 +75,43 @@ class AsyncOutboxRelay:
 
     :param engine: an async engine on the database of the outbox (``sqlite+aiosqlite``,
         ``postgresql+asyncpg``, ``postgresql+psycopg``).
-    :param transport: where the messages go; a row is delivered once
-        ``send_envelope`` (by default ``send_message_serialized``) returned without
-        raising; it receives the row's stream.
+    :param transport: where the messages go; a row is delivered once ``send_envelope``
+        returned without raising; it receives the row's stream.
     :param outbox: the outbox table; by default the one
         :func:`~messagebus.adapters.sqlalchemy.messagebus_tables` makes with ``prefix``.
     :param prefix: the table prefix, when ``outbox`` is not given.
-    :param batch_size: the most rows one :meth:`run_once` sends.
-    :param poll_interval: how long :meth:`run` sleeps, in seconds, when nothing was due.
+    :param batch_size: the most rows one stream's turn sends, and one :meth:`run_once`.
+    :param poll_interval: seconds between two looks for due rows when no commit woke the
+        relay; also how soon a postponed row is retried after its backoff.
     :param backoff: the waits between the attempts to send a failing row, and between
         the retries of :meth:`run` when the database fails.
     :param send_timeout: seconds after which a send that did not return counts as a
-        failure; ``None`` waits as long as the transport does.
+        failure. It also bounds the lease: a stream is held for ``3 * send_timeout``
+        seconds at a time (renewed while sending), the longest a crashed relay keeps
+        others off its streams.
+    :param max_attempts: how many failed sends make a row dead; ``None`` tries forever.
+    :param on_dead: what a dead row does to its stream: ``"block"`` (the default) keeps
+        the rows after it waiting until an operator retries or discards the dead row, so
+        the order always holds; ``"skip"`` goes on with the next row.
+    :param concurrency: how many streams are delivered at once: a slow or hung send holds
+        its own stream only. Each one uses a connection of the engine's pool while it
+        writes, plus one for ``LISTEN`` on PostgreSQL.
     :param commit_interval: the longest time, in seconds, that sent rows wait to be marked
-        delivered: the marks of the rows sent meanwhile are committed together. A relay
-        killed in that window sends those rows again; ``0`` commits after every row, at
-        the price of a commit (a disk flush) per row. The marks are always committed
-        before the relay leaves a stream: after a failure, at the end of a batch, on
-        :meth:`stop`.
+        delivered; the marks are always committed before the relay leaves a stream.
     :param progress_interval: seconds between two progress lines logged by :meth:`run`
-        (delivered count, pending count) at INFO level; ``None`` logs none.
+        at INFO level; ``None`` logs none.
     :param keep_delivered: how long to keep the delivered rows: :meth:`run` deletes the
         older ones after its first batch, then about once a minute (see :meth:`purge`).
-        ``None``, the default, keeps them all: the table grows until you delete them.
+        ``None``, the default, keeps them all.
+    :raises ValueError: if a number is out of its range or ``on_dead`` is unknown.
 
     Start it with ``task = asyncio.create_task(relay.run())`` and end it with
-    :meth:`stop` then ``await task``: the row being sent is finished first.
+    :meth:`stop` then ``await task`` (the rows being sent are finished first), or with
+    ``task.cancel()``, which ends it at once.
+
+    .. versionchanged:: 0.17
+       Fenced by a lease, several relays work on SQLite too; ``max_attempts``,
+       ``on_dead`` and ``concurrency``; woken by commits; the database's clock.
     """
 
     def __init__(
@@ -124,15 +124,28 @@ class AsyncOutboxRelay:
         batch_size: int = 100,
         poll_interval: float = 1.0,
         backoff: Backoff | None = None,
-        send_timeout: float | None = 60.0,
+        send_timeout: float = 10.0,
+        max_attempts: int | None = DEFAULT_MAX_ATTEMPTS,
+        on_dead: Literal["block", "skip"] = "block",
+        concurrency: int = 4,
         commit_interval: float = 0.1,
         progress_interval: float | None = 10.0,
         keep_delivered: timedelta | None = None,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be 1 or more, not {batch_size}")
-        if poll_interval < 0:
-            raise ValueError(f"poll_interval must be 0 or more, not {poll_interval}")
+        _check(batch_size >= 1, "batch_size", batch_size, "must be 1 or more")
+        _check(0 <= poll_interval < math.inf, "poll_interval", poll_interval, "must be >= 0")
+        _check(
+            0 < send_timeout < math.inf, "send_timeout", send_timeout, "must be a positive number"
+        )
+        _check(
+            max_attempts is None or max_attempts >= 1,
+            "max_attempts",
+            max_attempts,
+            "must be 1 or more, or None to try forever",
+        )
+        _check(on_dead in ("block", "skip"), "on_dead", on_dead, 'must be "block" or "skip"')
+        _check(concurrency >= 1, "concurrency", concurrency, "must be 1 or more")
+        _check(0 <= commit_interval < math.inf, "commit_interval", commit_interval, "must be >= 0")
         self.engine = engine
         self.transport = transport
         self.outbox = outbox if outbox is not None else _default_outbox(prefix)
@@ -140,69 +153,200 @@ class AsyncOutboxRelay:
         self.poll_interval = poll_interval
         self.backoff = backoff if backoff is not None else Backoff()
         self.send_timeout = send_timeout
+        self.lease = 3 * send_timeout
+        """Seconds a stream is held per claim or renewal."""
+        self.max_attempts = max_attempts
+        self.on_dead = on_dead
+        self.concurrency = concurrency
         self.commit_interval = commit_interval
         self.progress_interval = progress_interval
-        self.delivered = 0
-        """How many rows this relay delivered since it was made."""
-        self.failed = 0
-        """How many sends failed since the relay was made."""
         self.keep_delivered = keep_delivered
+        self.delivered = 0
+        """How many rows this relay marked delivered since it was made."""
+        self.failed_attempts = 0
+        """How many sends failed since the relay was made."""
+        self.dead = 0
+        """How many rows this relay set dead since it was made."""
+        self.in_flight = 0
+        """How many sends are under way right now."""
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._statements = RelayStatements(
+            self.outbox, engine.dialect.name, block_on_dead=on_dead == "block"
+        )
         self._stopping = asyncio.Event()
-        self._locks = engine.dialect.name == "postgresql"
+        self._wake = asyncio.Event()
         self._last_report = time.monotonic()
-        self._last_purge = -_PURGE_INTERVAL  # the first batch of run() purges
+        self._last_purge = -_PURGE_INTERVAL
+        self._purged_delivered = False
         self._reported = 0
 
+    @property
+    def failed(self) -> int:
+        """The same as :attr:`failed_attempts` (its name before 0.17)."""
+        return self.failed_attempts
+
+    @property
+    def block_on_dead(self) -> bool:
+        """Whether a dead row keeps the rest of its stream waiting (``on_dead="block"``)."""
+        return self.on_dead == "block"
+
     def stop(self) -> None:
-        """Ask :meth:`run` to return once the row being sent is done.
+        """Ask :meth:`run` to return once the rows being sent are done.
 
         Call it from the event loop's thread, for example from a handler installed with
         :meth:`asyncio.loop.add_signal_handler`, as ``messagebus-relay`` does.
         """
         self._stopping.set()
+        self._wake.set()
 
     @property
     def stopping(self) -> bool:
         """Whether :meth:`stop` was called."""
         return self._stopping.is_set()
 
+    def wake(self) -> None:
+        """Look for due rows now rather than at the next poll (call it from the loop)."""
+        self._wake.set()
+
     async def pending(self) -> int:
-        """Return the number of rows not delivered yet, due or postponed."""
-        outbox = self.outbox
-        query = select(func.count()).select_from(outbox).where(outbox.c.delivered_at.is_(None))
-        async with self.engine.connect() as conn:
-            return int((await conn.execute(query)).scalar_one())
+        """Return the number of pending rows (neither delivered nor dead), due or not."""
+        return await run_to_end(self._count_pending())
+
+    async def _count_pending(self) -> int:
+        async with self._autocommit.connect() as conn:
+            return int((await conn.execute(self._statements.count_pending())).scalar_one())
 
     async def run(self) -> None:
-        """Deliver rows until :meth:`stop` is called.
+        """Deliver rows until :meth:`stop` is called, or the task is cancelled.
 
-        It sleeps ``poll_interval`` when nothing is due, logs database errors and retries
-        after a backoff, and returns after the row being sent when stopped (at once if
-        :meth:`stop` was called before). A database error never ends it; cancel the task
-        to end it without waiting.
+        It waits for a commit, or ``poll_interval``, when nothing is due; logs database
+        errors and retries after a backoff (a database error never ends it); returns once
+        the rows being sent are done when stopped (at once if :meth:`stop` was called
+        before). Cancelling its task ends it promptly, whatever it was doing.
         """
         try:
-            await self._run()
+            async with listen(self.engine, self.outbox.name, self.wake) as keep_listening:
+                await self._serve(keep_listening)
         finally:
             self._stopping.clear()  # a stopped relay can be run again
 
-    async def _run(self) -> None:
+    async def _serve(self, keep_listening: Callable[[], Awaitable[None]]) -> None:
+        active: dict[str, asyncio.Task[int]] = {}
         errors = 0
-        while not self.stopping:
-            try:
-                sent = await self.run_once()
-                await self._chores()
-            except (SQLAlchemyError, OSError) as exc:
-                errors += 1
-                delay = self.backoff.delay(errors)
-                logger.warning(
-                    "outbox relay: database error (%s), retrying in %.1fs", error_reason(exc), delay
-                )
-                await self._sleep(delay)
-                continue
-            errors = 0
-            if not sent:
-                await self._sleep(self.poll_interval)
+        try:
+            while not self.stopping:
+                self._wake.clear()
+                try:
+                    started = await self._start_streams(active)
+                    await self._chores()
+                    await keep_listening()
+                except (SQLAlchemyError, OSError) as exc:
+                    errors += 1
+                    delay = self.backoff.delay(errors)
+                    logger.warning(
+                        "outbox relay: database error (%s), retrying in %.1fs",
+                        error_reason(exc),
+                        delay,
+                    )
+                    await self._wait(active.values(), delay, wakeable=False)
+                    continue
+                errors = 0
+                if not started or len(active) >= self.concurrency:
+                    await self._wait(active.values(), self.poll_interval, wakeable=True)
+                _reap(active)
+            await asyncio.gather(*active.values(), return_exceptions=True)
+        finally:
+            for task in active.values():
+                task.cancel()
+            # Each task gives its marks a short, bounded chance, then ends.
+            await asyncio.gather(*active.values(), return_exceptions=True)
+
+    async def _start_streams(self, active: dict[str, asyncio.Task[int]]) -> bool:
+        """Start the due streams that free slots allow; return whether one started."""
+        _reap(active)
+        if len(active) >= self.concurrency:
+            return False
+        started = False
+        for stream in await self._due_streams(exclude=active):
+            if len(active) >= self.concurrency:
+                break
+            active[stream] = asyncio.create_task(self._deliver_logged(stream))
+            started = True
+        return started
+
+    async def _deliver_logged(self, stream: str) -> int:
+        try:
+            return await StreamDelivery(self, stream).run(self.batch_size, batches=_PASS_BATCHES)
+        except (SQLAlchemyError, OSError) as exc:
+            logger.warning(
+                "outbox relay: database error on stream %r (%s); it is tried again later",
+                stream,
+                error_reason(exc),
+            )
+            return 0
+        finally:
+            self._wake.set()  # a freed slot, and maybe more rows: look again
+
+    async def _wait(
+        self, tasks: Iterable[asyncio.Task[int]], seconds: float, *, wakeable: bool
+    ) -> None:
+        """Wait ``seconds``, or less: until a task ends, a commit wakes it, or stop()."""
+        signal = self._wake if wakeable else self._stopping
+        waiter = asyncio.ensure_future(signal.wait())
+        try:
+            await asyncio.wait(
+                [waiter, *tasks], timeout=seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            waiter.cancel()
+
+    async def run_once(self) -> int:
+        """Deliver the due streams once; return how many rows were delivered.
+
+        At most ``batch_size`` rows, shared among the due streams, ``concurrency`` streams
+        at a time. Database errors propagate; a transport error is recorded on its row and the rest
+        of that row's stream waits for a later turn.
+        """
+        streams = await self._due_streams(exclude=())
+        if not streams:
+            return 0
+        share = max(1, math.ceil(self.batch_size / len(streams)))
+        budget = self.batch_size
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def deliver(stream: str) -> int:
+            nonlocal budget
+            async with slots:
+                limit = min(share, budget)
+                if limit <= 0 or self.stopping:
+                    return 0
+                budget -= limit
+                delivered = await StreamDelivery(self, stream).run(limit)
+                budget += limit - delivered
+                return delivered
+
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(deliver(stream)) for stream in streams]
+        return sum(task.result() for task in tasks)
+
+    async def _due_streams(self, exclude: Iterable[str]) -> list[str]:
+        """Return the streams whose head is due, the oldest head first, but ``exclude``.
+
+        It looks at the oldest pending rows first (a window of ``_WINDOW * batch_size``
+        rows, read through the index of pending rows) and groups every pending row only
+        when that window is full of streams that wait.
+        """
+        return await run_to_end(self._read_due_streams(set(exclude)))
+
+    async def _read_due_streams(self, skip: set[str]) -> list[str]:
+        size = _WINDOW * self.batch_size
+        async with self._autocommit.connect() as conn:
+            heads = (await conn.execute(self._statements.due_streams(size))).all()
+            due = [stream for stream, _, is_due in heads if is_due and stream not in skip]
+            if not due and sum(rows for _, rows, _ in heads) >= size:
+                heads = (await conn.execute(self._statements.due_streams(None))).all()
+                due = [stream for stream, _, is_due in heads if is_due and stream not in skip]
+        return due[: self.batch_size]
 
     async def _chores(self) -> None:
         """Log the progress and purge the delivered rows, when their time has come."""
@@ -212,10 +356,21 @@ class AsyncOutboxRelay:
             self._last_report = now
             if self._reported != self.delivered:
                 self._reported = self.delivered
-                await self._report_progress()
-        if self.keep_delivered is not None and now - self._last_purge >= _PURGE_INTERVAL:
+                logger.info(
+                    "outbox relay: %s delivered, %s failed sends, %s dead, %s pending",
+                    self.delivered,
+                    self.failed_attempts,
+                    self.dead,
+                    await self.pending(),
+                )
+        # Purge at start, once the first rows are delivered, then once a minute.
+        first_delivered = self.delivered and not self._purged_delivered
+        if self.keep_delivered is not None and (
+            first_delivered or now - self._last_purge >= _PURGE_INTERVAL
+        ):
             self._last_purge = now
-            purged = await self.purge(self.keep_delivered)
+            self._purged_delivered = bool(self.delivered)
+            purged = await run_to_end(self.purge(self.keep_delivered))
             if purged:
                 logger.info("outbox relay: purged %s delivered rows", purged)
 
@@ -223,10 +378,11 @@ class AsyncOutboxRelay:
         """Delete the rows delivered more than ``older_than`` ago; return how many.
 
         It deletes ``chunk`` rows per transaction, so that no long transaction holds the
-        table. Pending rows are never deleted.
+        table. Pending and dead rows are never deleted.
         """
         outbox = self.outbox
-        cutoff = _utcnow() - older_than
+        sql = self._statements
+        cutoff = sql.later("age")  # the database's clock, as for every time of the relay
         oldest = (
             select(outbox.c.id)
             .where(outbox.c.delivered_at.is_not(None), outbox.c.delivered_at < cutoff)
@@ -237,212 +393,30 @@ class AsyncOutboxRelay:
         while not self.stopping:
             async with self.engine.begin() as conn:
                 # A subquery: neither SQLite nor PostgreSQL take a LIMIT on a DELETE.
-                deleted = await conn.execute(delete(outbox).where(outbox.c.id.in_(oldest)))
+                deleted = await conn.execute(
+                    delete(outbox).where(outbox.c.id.in_(oldest)),
+                    {"age": sql.delay(-older_than.total_seconds())},
+                )
             purged += deleted.rowcount
             if deleted.rowcount < chunk:
                 break
         return purged
 
-    async def run_once(self) -> int:
-        """Send one batch of due rows and return how many were delivered.
 
-        Database errors propagate; a transport error is recorded on its row and the
-        rest of that row's stream waits for a later batch.
-        """
-        now = _utcnow()
-        budget = self.batch_size
-        delivered = 0
-        for stream in await self._due_streams(now):
-            if budget <= 0 or self.stopping:
-                break
-            async with self._stream(stream) as conn:
-                if conn is None:
-                    continue  # another relay is sending this stream
-                sent = await self._send_stream(conn, stream, budget, now)
-            delivered += sent
-            budget -= sent
-        return delivered
-
-    async def _due_streams(self, now: datetime) -> list[str]:
-        """Return the streams whose oldest pending row is due, oldest first.
-
-        It looks at the oldest pending rows first (a window of ``_WINDOW * batch_size``
-        rows, read through an index on the pending ids when there is one) and only groups
-        every pending row when that window is full of streams that wait for a backoff.
-        """
-        outbox = self.outbox
-        pending = outbox.c.delivered_at.is_(None)
-        size = _WINDOW * self.batch_size
-        window = select(outbox.c.stream, outbox.c.id).where(pending).order_by(outbox.c.id)
-        async with self.engine.connect() as conn:
-            # A stream with a row in a window of the oldest rows has its head there too.
-            heads = await self._heads(conn, window.limit(size).subquery())
-            due = [stream for stream, _, available_at in heads if available_at <= now]
-            if not due and sum(rows for _, rows, _ in heads) >= size:
-                heads = await self._heads(conn, window.subquery())
-                due = [stream for stream, _, available_at in heads if available_at <= now]
-        return due[: self.batch_size]
-
-    async def _heads(
-        self, conn: AsyncConnection, rows: Subquery
-    ) -> list[tuple[str, int, datetime]]:
-        """Return, per stream of ``rows``, its number of rows and its head's ``available_at``."""
-        outbox = self.outbox
-        heads = (
-            select(rows.c.stream, func.min(rows.c.id).label("head"), func.count().label("rows"))
-            .group_by(rows.c.stream)
-            .subquery()
-        )
-        query = (
-            select(heads.c.stream, heads.c.rows, outbox.c.available_at)
-            .join(outbox, outbox.c.id == heads.c.head)
-            .order_by(heads.c.head)
-        )
-        result = await conn.execute(query)
-        return [(stream, count, available_at) for stream, count, available_at in result]
-
-    @asynccontextmanager
-    async def _stream(self, stream: str) -> AsyncIterator[AsyncConnection | None]:
-        """Yield a connection that holds the stream's lock, or ``None`` if it is taken."""
-        async with self.engine.connect() as conn:
-            if not self._locks:
-                yield conn
-                return
-            key = _lock_key(self.outbox.name, stream)
-            locked = (
-                await conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key})
-            ).scalar_one()
-            await conn.commit()
-            if not locked:
-                yield None
-                return
-            try:
-                yield conn
-            finally:
-                await self._unlock(conn, key)
-
-    async def _unlock(self, conn: AsyncConnection, key: int) -> None:
-        # A session lock outlives transactions: a connection that goes back to the pool
-        # still holding it would block the stream until the connection is closed.
-        try:
-            await conn.rollback()
-            await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-            await conn.commit()
-        except BaseException:
-            await conn.invalidate()
-            raise
-
-    async def _send_stream(
-        self, conn: AsyncConnection, stream: str, budget: int, now: datetime
-    ) -> int:
-        outbox = self.outbox
-        query = (
-            select(
-                outbox.c.id,
-                outbox.c.stream,
-                outbox.c.payload,
-                outbox.c.attempts,
-                outbox.c.available_at,
+def _reap(active: dict[str, asyncio.Task[int]]) -> None:
+    """Forget the streams whose delivery ended; log the errors nobody expected."""
+    for stream in [stream for stream, task in active.items() if task.done()]:
+        task = active.pop(stream)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "outbox relay: delivering stream %r failed", stream, exc_info=task.exception()
             )
-            .where(outbox.c.stream == stream, outbox.c.delivered_at.is_(None))
-            .order_by(outbox.c.id)
-            .limit(budget)
-        )
-        rows = [_Row(*row) for row in (await conn.execute(query)).all()]
-        # No transaction stays open while the transport works.
-        await conn.commit()
-        sent: list[int] = []
-        delivered = 0
-        last_commit = time.monotonic()
-        try:
-            for row in rows:
-                if self.stopping or row.available_at > now:
-                    break
-                error = await self._send(row)
-                if error is not None:
-                    await self._postpone(conn, row, error)
-                    break
-                sent.append(row.id)
-                if time.monotonic() - last_commit >= self.commit_interval:
-                    delivered += await self._mark_delivered(conn, sent)
-                    last_commit = time.monotonic()
-        finally:
-            # Also on a cancellation: what was sent is marked, unless the database fails.
-            delivered += await self._mark_delivered(conn, sent)
-        return delivered
 
-    async def _mark_delivered(self, conn: AsyncConnection, sent: list[int]) -> int:
-        """Mark the rows of ``sent`` delivered in one transaction, empty it, return how many."""
-        if not sent:
-            return 0
-        outbox = self.outbox
-        await conn.execute(
-            update(outbox)
-            .where(outbox.c.id.in_(sent))
-            .values(delivered_at=_utcnow(), attempts=outbox.c.attempts + 1)
-        )
-        await conn.commit()
-        count = len(sent)
-        self.delivered += count
-        sent.clear()
-        return count
 
-    async def _send(self, row: _Row) -> BaseException | None:
-        """Send ``row``; return the error if the transport did not take it."""
-        try:
-            if self.send_timeout is None:
-                await self.transport.send_envelope(row.payload, stream=row.stream)
-            else:
-                async with asyncio.timeout(self.send_timeout):
-                    await self.transport.send_envelope(row.payload, stream=row.stream)
-        except Exception as exc:  # any failure of the transport is the row's to record
-            return exc
-        return None
-
-    async def _postpone(self, conn: AsyncConnection, row: _Row, error: BaseException) -> None:
-        self.failed += 1
-        attempts = row.attempts + 1
-        delay = self.backoff.delay(attempts)
-        description = describe(error)
-        outbox = self.outbox
-        await conn.execute(
-            update(outbox)
-            .where(outbox.c.id == row.id)
-            .values(
-                attempts=outbox.c.attempts + 1,
-                last_error=description[:_MAX_ERROR_LENGTH],
-                available_at=_utcnow() + timedelta(seconds=delay),
-            )
-        )
-        await conn.commit()
-        logger.warning(
-            "outbox relay: sending row %s of stream %r failed (attempt %s): %s; "
-            "the stream waits %.1fs",
-            row.id,
-            row.stream,
-            attempts,
-            description,
-            delay,
-        )
-
-    async def _report_progress(self) -> None:
-        logger.info(
-            "outbox relay: %s delivered, %s failed sends, %s pending",
-            self.delivered,
-            self.failed,
-            await self.pending(),
-        )
-
-    async def _sleep(self, seconds: float) -> None:
-        with suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+def _check(ok: bool, name: str, value: object, rule: str) -> None:
+    if not ok:
+        raise ValueError(f"{name} {rule}, not {value!r}")
 
 
 def _default_outbox(prefix: str) -> Table:
     return messagebus_tables(MetaData(), prefix=prefix).outbox
-
-
-def _lock_key(table: str, stream: str) -> int:
-    """Return the advisory lock key of ``stream``: 64 signed bits of a hash."""
-    digest = hashlib.blake2b(f"{table}\x00{stream}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)

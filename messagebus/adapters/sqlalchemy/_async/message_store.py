@@ -1,0 +1,185 @@
+"""The SQL message store: every handled message in one table, the published ones in the outbox.
+
+The two ``INSERT`` statements are built once per message store and run with a dictionary
+of values per message: building ``insert(table).values(...)`` for every message costs more
+than the database round trip on a fast connection, since SQLAlchemy must then rebuild and
+look up the statement's cache key each time.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Insert, MetaData, insert
+
+from messagebus.adapters.sqlalchemy._compat import AsyncConnection
+from messagebus.adapters.sqlalchemy.outbox.wakeup import notify_statement, outbox_committed
+from messagebus.adapters.sqlalchemy.tables import MessagebusTables, messagebus_tables
+from messagebus.domain.model import GenericCommand, GenericEvent, Message
+from messagebus.service._async.eventstream import AsyncEventstreamPublisher
+from messagebus.service._async.repository import AsyncAbstractMessageStoreRepository
+from messagebus.service.errors import ConfigurationError
+from messagebus.service.eventstream import AbstractMessageSerializer, MessageSerializer
+
+if TYPE_CHECKING:  # the unit of work imports this module: no import when running
+    from messagebus.adapters.sqlalchemy._async.unit_of_work import AsyncSqlAlchemyUnitOfWork
+
+__all__ = ["AsyncSqlAlchemyMessageStoreRepository"]
+
+_ENVELOPE_FIELDS = {"message_id", "created_at", "metadata"}
+
+
+@functools.cache
+def _default_tables() -> MessagebusTables:
+    # In a metadata of its own: the statements only need the names and the types,
+    # whichever metadata created the tables.
+    return messagebus_tables(MetaData())
+
+
+def _kind(message: Message[Any]) -> str:
+    if isinstance(message, GenericCommand):
+        return "command"
+    if isinstance(message, GenericEvent):
+        return "event"
+    raise TypeError(
+        f"{type(message).__name__} is neither a command nor an event: "
+        f"subclass messagebus.Command or messagebus.Event"
+    )
+
+
+def stream_problem(stream: object, longest: int | None) -> str | None:
+    """Return why ``stream`` cannot be stored in the outbox's ``stream`` column, or ``None``."""
+    if not isinstance(stream, str):
+        return f"it is a {type(stream).__name__}, not a str"
+    if not stream:
+        return "it is empty"
+    if longest is not None and len(stream) > longest:
+        return f"it has {len(stream)} characters, and the column holds {longest}"
+    if "\x00" in stream:
+        return "it holds a NUL character, which PostgreSQL cannot store"
+    try:
+        stream.encode()
+    except UnicodeEncodeError:
+        return "it holds a lone surrogate, which no database can store"
+    return None
+
+
+class AsyncSqlAlchemyMessageStoreRepository(AsyncAbstractMessageStoreRepository):
+    """Writes every handled message to the message store table, and published ones to the outbox.
+
+    The rows are written on the unit of work's connection, so they are committed or
+    rolled back with the models. The unit of work builds its message store; see
+    :class:`~messagebus.adapters.sqlalchemy.AsyncSqlAlchemyUnitOfWork` for the parameters.
+
+    :raises messagebus.ConfigurationError: if ``publisher`` is given with the outbox on:
+        the relay publishes the outbox, nothing is sent after the commit; or if
+        ``stream`` is a name that the outbox table cannot store (empty, too long for
+        its column, holding a NUL character or a lone surrogate).
+    """
+
+    tables: MessagebusTables
+    """The message store and outbox tables the rows go to."""
+    outbox: bool
+    """Whether published messages are written to the outbox instead of sent after commit."""
+    stream: str | Callable[[Message[Any]], str]
+    """The ``stream`` of the outbox rows, or a function that names it for each message."""
+    serializer: AbstractMessageSerializer
+    """Turns a published message into the ``payload`` of its outbox row."""
+
+    def __init__(
+        self,
+        uow: AsyncSqlAlchemyUnitOfWork[Any, Any],
+        *,
+        tables: MessagebusTables | None = None,
+        outbox: bool = True,
+        stream: str | Callable[[Message[Any]], str] = "messagebus",
+        serializer: AbstractMessageSerializer | None = None,
+        publisher: AsyncEventstreamPublisher | None = None,
+    ) -> None:
+        if outbox and publisher is not None:
+            raise ConfigurationError(
+                "A publisher was given with the outbox on: the outbox relay sends the "
+                "published messages, so drop the publisher, or pass outbox=False to "
+                "publish after the commit without an outbox"
+            )
+        super().__init__(publisher)
+        self._uow = uow
+        self.tables = tables if tables is not None else _default_tables()
+        self.outbox = outbox
+        self._longest_stream: int | None = getattr(self.tables.outbox.c.stream.type, "length", None)
+        if not callable(stream):
+            problem = stream_problem(stream, self._longest_stream)
+            if problem is not None:
+                raise ConfigurationError(
+                    f"The stream {stream[:60]!r} cannot be stored in the outbox: {problem}; "
+                    f"name it with at most {self._longest_stream} printable characters"
+                )
+        self.stream = stream
+        self.serializer = serializer if serializer is not None else MessageSerializer()
+        self._insert_message: Insert = insert(self.tables.messages)
+        self._insert_outbox: Insert = insert(self.tables.outbox)
+        self._notify = notify_statement(self.tables.outbox.name)
+        self._outbox_written_on: AsyncConnection | None = None
+
+    def _stream_of(self, message: Message[Any]) -> str:
+        stream = self.stream
+        if isinstance(stream, str):
+            return stream
+        name = stream(message)
+        problem = stream_problem(name, self._longest_stream)
+        if problem is not None:
+            raise ConfigurationError(
+                f"The stream function {getattr(stream, '__qualname__', stream)!r} named the "
+                f"stream of {type(message).__name__} {message.message_id} "
+                f"{str(name)[:60]!r}, which the outbox cannot store: {problem}; "
+                f"return at most {self._longest_stream} printable characters"
+            )
+        return name
+
+    async def _add(self, message: Message[Any]) -> None:
+        """Insert ``message`` into the message store and, if it is published, the outbox."""
+        connection = self._uow.connection
+        metadata = message.metadata
+        outboxed = self.outbox and metadata.published
+        # Named before any write, so that a wrong stream leaves no row of this message.
+        stream = self._stream_of(message) if outboxed else ""
+        await connection.execute(
+            self._insert_message,
+            {
+                "message_id": message.message_id,
+                "name": metadata.name,
+                "schema_version": metadata.schema_version,
+                "kind": _kind(message),
+                "payload": message.model_dump(mode="json", exclude=_ENVELOPE_FIELDS),
+                "created_at": message.created_at,
+                "published": metadata.published,
+            },
+        )
+        if outboxed:
+            if self._outbox_written_on is not connection:
+                # The first outbox row of the transaction: on PostgreSQL, the relays
+                # listening elsewhere learn of it at commit (never after a rollback).
+                self._outbox_written_on = connection
+                if connection.dialect.name == "postgresql":
+                    await connection.execute(self._notify)
+            now = datetime.now(UTC)
+            await connection.execute(
+                self._insert_outbox,
+                {
+                    "message_id": message.message_id,
+                    "stream": stream,
+                    "type": f"{metadata.name}_v{metadata.schema_version}",
+                    "payload": dict(self.serializer.serialize_message(message)),
+                    "created_at": now,
+                    "available_at": now,
+                },
+            )
+
+    def wake_relays(self, connection: AsyncConnection) -> None:
+        """Wake this process's relays if the just committed ``connection`` wrote outbox rows."""
+        if self._outbox_written_on is connection:
+            self._outbox_written_on = None
+            outbox_committed(connection.engine.url, self.tables.outbox.name)

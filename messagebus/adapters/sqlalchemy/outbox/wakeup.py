@@ -1,0 +1,156 @@
+"""How a commit wakes the relay, so that it does not have to poll hard.
+
+Two signals, both best effort (the relay still polls every ``poll_interval``):
+
+- **in the process**: the unit of work calls :func:`outbox_committed` after a commit that
+  wrote outbox rows; every relay of the same process running on the same database and
+  table is woken at once. This is what wakes a relay on SQLite.
+- **across processes, on PostgreSQL**: the unit of work runs :func:`notify_statement` in
+  the transaction that wrote outbox rows (``pg_notify``, delivered by PostgreSQL at
+  commit, never for a rolled back transaction); the relay listens on the channel named
+  after the outbox table with a connection of its own (``LISTEN``, asyncpg or psycopg).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.engine import URL
+
+from messagebus.adapters.sqlalchemy.outbox.reasons import error_reason
+
+if TYPE_CHECKING:  # the unit of work imports this module, sync ones too
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+__all__ = ["listen", "notify_statement", "outbox_committed"]
+
+logger = logging.getLogger("messagebus.relay")
+
+_Key = tuple[str, str]
+_waiting: dict[_Key, set[Callable[[], None]]] = {}
+
+
+def _key(url: URL, table: str) -> _Key:
+    # Two engines on one database are one key: the URL without its password.
+    return (url.render_as_string(hide_password=True), table)
+
+
+def outbox_committed(url: URL, table: str) -> None:
+    """Wake the relays of this process that deliver ``table`` on the database at ``url``.
+
+    Call it after the commit of a transaction that wrote rows to the outbox table
+    ``table``; it returns at once, from any thread.
+    """
+    for wake in tuple(_waiting.get(_key(url, table), ())):
+        wake()
+
+
+def notify_statement(table: str) -> Select[Any]:
+    """Return the statement that tells the relays listening on PostgreSQL about new rows.
+
+    Run it once in a transaction that wrote rows to the outbox table ``table``: PostgreSQL
+    delivers the notification at commit only, and once per transaction.
+    """
+    return select(func.pg_notify(table, ""))
+
+
+@contextlib.asynccontextmanager
+async def listen(
+    engine: AsyncEngine, table: str, wake: Callable[[], None]
+) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """Call ``wake`` (from the event loop) whenever rows are committed to ``table``.
+
+    In the process always; on PostgreSQL also from other processes, through ``LISTEN``
+    on a connection of its own that is dropped at the end. A listener that cannot start
+    is logged: the relay then only polls. It yields a function to await now and then
+    (the relay does at each poll): it listens again if the connection was lost.
+    """
+    loop = asyncio.get_running_loop()
+
+    def threadsafe_wake() -> None:
+        loop.call_soon_threadsafe(wake)
+
+    key = _key(engine.url, table)
+    _waiting.setdefault(key, set()).add(threadsafe_wake)
+    listener: _Listener | None = None
+
+    async def keep_listening() -> None:
+        if listener is not None and not listener.alive:
+            await listener.stop()
+            await listener.start()
+
+    try:
+        if engine.dialect.name == "postgresql":
+            listener = _Listener(engine, table, wake)
+            await listener.start()
+        yield keep_listening
+    finally:
+        _waiting[key].discard(threadsafe_wake)
+        if not _waiting[key]:
+            del _waiting[key]
+        if listener is not None:
+            await listener.stop()
+
+
+class _Listener:
+    """A connection that LISTENs on the outbox table's channel, asyncpg or psycopg."""
+
+    def __init__(self, engine: AsyncEngine, channel: str, wake: Callable[[], None]) -> None:
+        self.engine = engine
+        self.channel = channel
+        self.wake = wake
+        self.conn: Any = None
+        self.raw: Any = None
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def alive(self) -> bool:
+        """Whether the listening connection is still open."""
+        raw = self.raw
+        if raw is None:
+            return False
+        if self.task is None:
+            return not raw.is_closed()  # asyncpg
+        return not self.task.done() and not raw.closed  # psycopg
+
+    async def start(self) -> None:
+        """Open the connection and listen; log, and leave it to polling, if that fails."""
+        try:
+            self.conn = await self.engine.connect()
+            await self.conn.execution_options(isolation_level="AUTOCOMMIT")
+            self.raw = raw = (await self.conn.get_raw_connection()).driver_connection
+            if self.engine.dialect.driver == "asyncpg":
+                await raw.add_listener(self.channel, lambda *_: self.wake())
+            else:
+                await self.conn.exec_driver_sql(f'LISTEN "{self.channel}"')
+                self.task = asyncio.create_task(self._notifies(raw))
+        except Exception as exc:  # the driver's own errors too: listening is best effort
+            logger.warning(
+                "outbox relay: cannot LISTEN for new rows (%s); it polls every poll_interval",
+                error_reason(exc),
+            )
+            await self.stop()
+
+    async def _notifies(self, raw: Any) -> None:
+        with contextlib.suppress(Exception):
+            async for _ in raw.notifies():
+                self.wake()
+
+    async def stop(self) -> None:
+        """Stop listening and drop the connection (it is not worth resetting)."""
+        task, self.task = self.task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        conn, self.conn, self.raw = self.conn, None, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
+            with contextlib.suppress(Exception):
+                await conn.close()
