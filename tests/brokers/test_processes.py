@@ -88,8 +88,11 @@ async def test_a_consumer_killed_before_its_acknowledgement_has_no_second_effect
             await found.wait_until_applied(5)
         assert -signal.SIGKILL == await first.stop(signal.SIGKILL)
 
-        second = await found.start_consumer()
+        second = await found.start_consumer("--progress-interval", "0.1")
         await found.wait_until_applied(10)
+        # The killed consumer's message comes back once the broker's redelivery delay is
+        # over, which may be after the other five are applied: wait until it did.
+        await found.wait_for_line(second, " handled, 1 duplicates,")
         assert 0 == await second.stop()
         assert 0 == await relay.stop()
 

@@ -170,7 +170,11 @@ class AsyncSqlAlchemyUnitOfWork(
         """Commit the database transaction; wake the outbox relays if it wrote outbox rows."""
         connection = self.connection
         await connection.commit()
-        self.messagestore.wake_relays(connection)
+        store = self.messagestore
+        # Only the SQL message store writes outbox rows; another one (a sinkhole, for a
+        # consumer that keeps no messages) has no relay to wake.
+        if isinstance(store, AsyncSqlAlchemyMessageStoreRepository):
+            store.wake_relays(connection)
 
     async def rollback(self) -> None:
         """Roll back the database transaction."""

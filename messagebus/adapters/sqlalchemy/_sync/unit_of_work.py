@@ -171,7 +171,11 @@ class SyncSqlAlchemyUnitOfWork(
         """Commit the database transaction; wake the outbox relays if it wrote outbox rows."""
         connection = self.connection
         connection.commit()
-        self.messagestore.wake_relays(connection)
+        store = self.messagestore
+        # Only the SQL message store writes outbox rows; another one (a sinkhole, for a
+        # consumer that keeps no messages) has no relay to wake.
+        if isinstance(store, SyncSqlAlchemyMessageStoreRepository):
+            store.wake_relays(connection)
 
     def rollback(self) -> None:
         """Roll back the database transaction."""
