@@ -27,9 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
-import importlib
-import inspect
 import logging
 import os
 import signal
@@ -37,6 +34,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from messagebus._factories import call_factory
 from messagebus.service.errors import ConfigurationError
 
 from .config import (
@@ -266,29 +264,9 @@ def _progress(consumer: Any) -> str:
 async def _load_consumer(spec: str) -> Any:
     from messagebus.service.consumer import AsyncConsumer
 
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise ConfigurationError(
-            f"--consumer {spec!r} is not MODULE:FACTORY, for example myapp.consume:make_consumer"
-        )
-    # Like `python -m`, let the factory live in the current directory.
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-        factory: Any = functools.reduce(getattr, attribute.split("."), module)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigurationError(f"cannot load --consumer {spec}: {exc}") from None
-    if not callable(factory):
-        raise ConfigurationError(f"--consumer {spec} is not callable: name a factory")
-    try:
-        consumer = factory()
-        if inspect.isawaitable(consumer):
-            consumer = await consumer
-    except Exception as exc:
-        raise ConfigurationError(
-            f"the consumer factory {spec} failed: {type(exc).__name__}: {exc}"
-        ) from None
+    consumer = await call_factory(
+        spec, "--consumer", "myapp.consume:make_consumer", ConfigurationError
+    )
     if not isinstance(consumer, AsyncConsumer):
         raise ConfigurationError(
             f"{spec} returned {type(consumer).__name__}, not an AsyncConsumer: return one"

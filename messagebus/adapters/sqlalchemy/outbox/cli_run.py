@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
-import importlib
 import inspect
 import logging
-import os
 import signal
-import sys
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from messagebus._factories import call_factory
 from messagebus.adapters.sqlalchemy.outbox.admin import AsyncOutboxAdmin
 from messagebus.adapters.sqlalchemy.outbox.backoff import Backoff
 from messagebus.adapters.sqlalchemy.outbox.cli_common import (
@@ -167,30 +163,9 @@ async def _close(transport: object) -> None:
 
 
 async def _load_transport(spec: str) -> AsyncAbstractEventstreamTransport:
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise RelayConfigurationError(
-            f"--transport {spec!r} is not MODULE:FACTORY, for example myapp.relay:make_transport"
-        )
-    # Like `python -m`, let the transport live in the current directory.
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-        factory: Any = functools.reduce(getattr, attribute.split("."), module)
-    except (ImportError, AttributeError) as exc:
-        raise RelayConfigurationError(f"cannot load --transport {spec}: {exc}") from None
-    if not callable(factory):
-        raise RelayConfigurationError(f"--transport {spec} is not callable: name a factory")
-    try:
-        transport = factory()
-        if inspect.isawaitable(transport):
-            transport = await transport
-    # SystemExit too: `builtins:exit` would end the process with status 0, silently.
-    except (Exception, SystemExit) as exc:
-        raise RelayConfigurationError(
-            f"the transport factory {spec} failed: {type(exc).__name__}: {exc}"
-        ) from None
+    transport = await call_factory(
+        spec, "--transport", "myapp.relay:make_transport", RelayConfigurationError
+    )
     if not isinstance(transport, AsyncAbstractEventstreamTransport):
         raise RelayConfigurationError(
             f"{spec} returned {type(transport).__name__}, not an "
