@@ -150,12 +150,9 @@ class SyncMessageBus(Generic[TSyncUow]):
             dependencies = self._resolve(transaction, transient_dependencies)
         else:
             dependencies = _NO_DEPENDENCIES
-        uow = transaction.uow
-        metrics = uow.metrics_store
-        timer = metrics.command_processing_timer(command) if transaction._times else None
-        if timer is None:
+        if not transaction._times:  # the metrics store does not time commands
             return self._dispatch(hooks, command, transaction, dependencies)
-        with timer:
+        with transaction.uow.metrics_store.command_processing_timer(command):
             return self._dispatch(hooks, command, transaction, dependencies)
 
     def _dispatch(
