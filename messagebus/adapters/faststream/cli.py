@@ -29,12 +29,11 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from messagebus._factories import call_factory
+from messagebus._commands import call_factory, stop_on_signals
 from messagebus.service.errors import ConfigurationError
 
 from .config import (
@@ -276,24 +275,9 @@ async def _load_consumer(spec: str) -> Any:
 
 def _stop_on_signals(stopping: asyncio.Event) -> list[int]:
     """Stop after the message being handled on the first signal, at once on the second."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    received: list[int] = []
-
-    def on_signal(signum: int) -> None:
-        received.append(signum)
-        if len(received) == 1:
-            logger.info(
-                "consumer: %s received, stopping after the message being handled",
-                signal.Signals(signum).name,
-            )
-            stopping.set()
-        elif task is not None:
-            task.cancel()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
-    return received
+    return stop_on_signals(
+        stopping.set, logger, "consumer: %s received, stopping after the message being handled"
+    )
 
 
 if __name__ == "__main__":

@@ -11,13 +11,12 @@ import argparse
 import asyncio
 import inspect
 import logging
-import signal
 from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from messagebus._factories import call_factory
+from messagebus._commands import call_factory, stop_on_signals
 from messagebus.adapters.sqlalchemy.outbox.admin import AsyncOutboxAdmin
 from messagebus.adapters.sqlalchemy.outbox.backoff import Backoff
 from messagebus.adapters.sqlalchemy.outbox.cli_common import (
@@ -182,21 +181,6 @@ async def _deliver_due(relay: AsyncOutboxRelay) -> int:
 
 def _stop_on_signals(relay: AsyncOutboxRelay) -> list[int]:
     """Stop the relay on the first SIGTERM or SIGINT, cancel it on the second."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    received: list[int] = []
-
-    def on_signal(signum: int) -> None:
-        received.append(signum)
-        if len(received) == 1:
-            logger.info(
-                "outbox relay: %s received, stopping after the row being sent",
-                signal.Signals(signum).name,
-            )
-            relay.stop()
-        elif task is not None:
-            task.cancel()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
-    return received
+    return stop_on_signals(
+        relay.stop, logger, "outbox relay: %s received, stopping after the row being sent"
+    )

@@ -1,19 +1,25 @@
-"""Load the ``MODULE:FACTORY`` a command line is given, and call it: one helper for both commands.
+"""What the relay's and the consumer's command lines share.
 
 ``messagebus-relay --transport`` and ``messagebus-consume --consumer`` take the same kind of
-argument: a callable that makes the object the command runs with.
+argument, a callable that makes the object the command runs with (:func:`call_factory`),
+and both stop after the work in hand on a first signal, at once on a second
+(:func:`stop_on_signals`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import importlib
 import inspect
+import logging
 import os
+import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["call_factory"]
+__all__ = ["call_factory", "stop_on_signals"]
 
 
 async def call_factory(spec: str, option: str, example: str, error: type[Exception]) -> Any:
@@ -47,3 +53,27 @@ async def call_factory(spec: str, option: str, example: str, error: type[Excepti
             f"the {option[2:]} factory {spec} failed: {type(exc).__name__}: {exc}"
         ) from None
     return made
+
+
+def stop_on_signals(stop: Callable[[], None], logger: logging.Logger, message: str) -> list[int]:
+    """On the first SIGTERM or SIGINT call ``stop``; on the second, cancel the current task.
+
+    Call it from the command's main task. ``message`` is logged at INFO on the first
+    signal, with ``%s`` for the signal's name. Return the list the signals received are
+    appended to, so that the command can tell how it was stopped.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    received: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            logger.info(message, signal.Signals(signum).name)
+            stop()
+        elif task is not None:
+            task.cancel()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    return received
