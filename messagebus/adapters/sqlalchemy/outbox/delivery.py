@@ -201,20 +201,25 @@ class StreamDelivery:
             rows = await conn.execute(sql.rows_from, {**params, "head": head[0]})
             return [(*row, head[1]) for row in rows]
 
-        async def hand_back(conn: AsyncConnection, rows: list[Any]) -> None:
-            if rows:
-                await conn.execute(sql.release, {"head": rows[0][0], "token": rows[0][3]})
-
-        rows = await self._transact(mark_and_claim, undo=hand_back, atomic=not sql.postgresql)
+        rows = await self._transact(mark_and_claim, undo=self._hand_back, atomic=not sql.postgresql)
         self._count(sent)
+        return self._lease(rows, started)
+
+    def _lease(self, rows: list[Any], started: float) -> Lease | None:
+        """Return the lease of the rows a claim returned (id, payload, attempts, token)."""
         if not rows:
             return None
         return Lease(
             token=rows[0][3],
-            deadline=started + relay.lease,
+            deadline=started + self.relay.lease,
             rows=[read_row(row_id, text, attempts) for row_id, text, attempts, _ in rows],
             head=rows[0][0],
         )
+
+    async def _hand_back(self, conn: AsyncConnection, rows: list[Any]) -> None:
+        """Give back the lease a claim took, when its transaction cannot be kept."""
+        if rows:
+            await conn.execute(self.sql.release, {"head": rows[0][0], "token": rows[0][3]})
 
     @staticmethod
     def _first_unsent(lease: Lease, sent: list[int]) -> int | None:
@@ -239,19 +244,8 @@ class StreamDelivery:
             rows = await conn.execute(sql.rows_from, {**params, "head": head[0]})
             return [(*row, head[1]) for row in rows]
 
-        async def hand_back(conn: AsyncConnection, rows: list[Any]) -> None:
-            if rows:
-                await conn.execute(sql.release, {"head": rows[0][0], "token": rows[0][3]})
-
-        rows = await self._transact(claim, undo=hand_back)
-        if not rows:
-            return None
-        return Lease(
-            token=rows[0][3],
-            deadline=started + relay.lease,
-            rows=[read_row(row_id, text, attempts) for row_id, text, attempts, _ in rows],
-            head=rows[0][0],
-        )
+        rows = await self._transact(claim, undo=self._hand_back)
+        return self._lease(rows, started)
 
     async def _hold(self, lease: Lease) -> bool:
         """Whether a send may start now: renew the lease when its end draws near."""
