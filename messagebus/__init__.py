@@ -8,6 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pydantic import Field
 
 from .domain.model import (
+    ENVELOPE_FIELDS,
     Command,
     Event,
     GenericCommand,
@@ -66,6 +67,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
+    "ENVELOPE_FIELDS",
     "AbstractMessageSerializer",
     "AbstractMetricsStore",
     "AsyncAbstractEventstreamTransport",

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from messagebus.domain.model import Message
+from messagebus.domain.model.message import ENVELOPE_FIELDS
 from messagebus.service.errors import ConfigurationError
-from messagebus.service.eventstream import _ENVELOPE_FIELDS
 from messagebus.service.messages import ENVELOPE_HEADERS, MessageRegistry
 
 __all__ = [
@@ -71,10 +71,10 @@ def message_schema(cls: MessageClass) -> Schema:
     name, version = _key(cls)
     schema = cls.model_json_schema(mode="serialization")
     properties = schema.get("properties", {})
-    for field in _ENVELOPE_FIELDS:
+    for field in ENVELOPE_FIELDS:
         properties.pop(field, None)
     if "required" in schema:
-        schema["required"] = [f for f in schema["required"] if f not in _ENVELOPE_FIELDS]
+        schema["required"] = [f for f in schema["required"] if f not in ENVELOPE_FIELDS]
         if not schema["required"]:
             del schema["required"]
     _drop_unused_definitions(schema)
@@ -191,11 +191,12 @@ def asyncapi_document(
 
     The messages of ``publishes`` with ``published=True`` are sent, all those of
     ``consumes`` are received. Each message travels as the JSON body
-    ``{"id", "created_at", "type", "payload"}`` whose ``payload`` is a string holding
-    the JSON of :func:`message_schema` (said with ``contentMediaType`` and a
-    ``contentSchema`` pointing into ``components.schemas``, keyed by message type), with
-    the headers ``message-id``, ``message-type``, ``message-created-at``
-    and, when the outbox relay sends it, ``message-stream``.
+    ``{"id", "created_at", "type", "causation_id", "correlation_id", "payload"}`` whose
+    ``payload`` is a string holding the JSON of :func:`message_schema` (said with
+    ``contentMediaType`` and a ``contentSchema`` pointing into ``components.schemas``,
+    keyed by message type), with the headers ``message-id``, ``message-type``,
+    ``message-created-at``, ``message-causation-id`` and ``message-correlation-id`` and,
+    when the outbox relay sends it, ``message-stream``.
 
     A channel is a destination of the broker: ``destination`` unless ``routes`` maps the
     message type (``name_vN``) or its name to another one, as
@@ -256,6 +257,16 @@ def _asyncapi_message(cls: MessageClass, message_type: str) -> dict[str, Any]:
         ENVELOPE_HEADERS["id"]: {"type": "string", "format": "uuid"},
         ENVELOPE_HEADERS["type"]: {"type": "string", "const": message_type},
         ENVELOPE_HEADERS["created_at"]: {"type": "string", "format": "date-time"},
+        ENVELOPE_HEADERS["causation_id"]: {
+            "type": "string",
+            "format": "uuid",
+            "description": "The id of the message that caused this one, if any.",
+        },
+        ENVELOPE_HEADERS["correlation_id"]: {
+            "type": "string",
+            "format": "uuid",
+            "description": "The conversation: the id of the command it began with.",
+        },
         _STREAM_HEADER: {"type": "string", "description": "The outbox stream, set by the relay."},
     }
     envelope = {
@@ -264,6 +275,8 @@ def _asyncapi_message(cls: MessageClass, message_type: str) -> dict[str, Any]:
             "id": {"type": "string", "format": "uuid"},
             "created_at": {"type": "string", "format": "date-time"},
             "type": {"type": "string", "const": message_type},
+            "causation_id": {"type": ["string", "null"], "format": "uuid"},
+            "correlation_id": {"type": "string", "format": "uuid"},
             "payload": {
                 "type": "string",
                 "contentMediaType": "application/json",

@@ -1,7 +1,8 @@
 """Reading messages back: the registry of message classes, upcasters and decoding.
 
 A consumer receives envelopes made by :class:`~messagebus.MessageSerializer`
-(``{"id", "created_at", "type": "{name}_v{schema_version}", "payload"}``) and needs
+(``{"id", "created_at", "type": "{name}_v{schema_version}", "causation_id",
+"correlation_id", "payload"}``) and needs
 instances of its own classes. The :class:`MessageRegistry` maps each
 ``(name, schema_version)`` to one class, migrates older payloads with upcasters, and
 builds only the classes registered in it: no pickle, no import by name.
@@ -14,6 +15,7 @@ import pydantic
 import pydantic_core
 
 from messagebus.domain.model import Message
+from messagebus.domain.model.message import ENVELOPE_FIELDS
 from messagebus.service.errors import ConfigurationError, handler_name
 
 __all__ = ["DEFAULT_MAX_SIZE", "ENVELOPE_HEADERS", "DecodeError", "MessageRegistry", "Upcaster"]
@@ -26,12 +28,22 @@ TMessageClass = TypeVar("TMessageClass", bound=type[Message[Any]])
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 """A function that turns the payload of one schema version into that of the next."""
 
-# Set by the message itself, never by the sender's payload.
 _Route = tuple[type[Message[Any]], tuple[Upcaster, ...]]
+# The envelope keys copied to the message's field of the same name, when not null.
+_ENVELOPE_KEYS = ("created_at", "causation_id", "correlation_id")
 
-_RESERVED_FIELDS = frozenset({"message_id", "created_at", "metadata"})
-ENVELOPE_HEADERS = {"id": "message-id", "type": "message-type", "created_at": "message-created-at"}
-"""The header that may carry each envelope key, as the broker transports send them."""
+ENVELOPE_HEADERS = {
+    "id": "message-id",
+    "type": "message-type",
+    "created_at": "message-created-at",
+    "causation_id": "message-causation-id",
+    "correlation_id": "message-correlation-id",
+}
+"""The header that may carry each envelope key, as the broker transports send them.
+
+.. versionchanged:: 0.17
+   ``message-causation-id`` and ``message-correlation-id``.
+"""
 
 
 class DecodeError(ValueError):
@@ -198,10 +210,10 @@ class MessageRegistry:
     ) -> Message[Any]:
         """Build the registered message an envelope holds, upcast to a registered version.
 
-        The message keeps the envelope's ``id`` and ``created_at``. The headers of
-        :data:`messagebus.consumer.ENVELOPE_HEADERS` (``message-id``, ``message-type``,
-        ``message-created-at``) stand in for those keys when the envelope lacks them,
-        and must agree with them otherwise.
+        The message keeps the envelope's ``id``, ``created_at``, ``causation_id`` and
+        ``correlation_id``. The headers of :data:`messagebus.consumer.ENVELOPE_HEADERS`
+        (``message-id``, ``message-type``, ``message-created-at``, ...) stand in for those
+        keys when the envelope lacks them, and must agree with them otherwise.
 
         :param body: the envelope as JSON (bytes or text), or already parsed.
         :param headers: the headers the message came with.
@@ -237,14 +249,15 @@ class MessageRegistry:
                     "upcast_failed",
                     f"{handler_name(upcast)} returned {type(payload).__name__}, not a dict",
                 )
-        reserved = _RESERVED_FIELDS.intersection(payload)
+        reserved = ENVELOPE_FIELDS.intersection(payload)
         if reserved:
             raise DecodeError(
                 "invalid", f"the payload sets {sorted(reserved)}, which the envelope owns"
             )
         fields = dict(payload, message_id=message_id)
-        if "created_at" in envelope:
-            fields["created_at"] = envelope["created_at"]
+        for key in _ENVELOPE_KEYS:
+            if envelope.get(key) is not None:
+                fields[key] = envelope[key]
         try:
             return cls.model_validate(fields)
         except pydantic.ValidationError as error:
@@ -347,7 +360,7 @@ def _parse_payload(payload: Any) -> dict[str, Any]:
 
 
 def _merge_header(envelope: dict[str, Any], key: str, header: str, value: str) -> None:
-    if key not in envelope:
+    if envelope.get(key) is None:
         envelope[key] = value
     elif str(envelope[key]) != value:
         raise DecodeError(

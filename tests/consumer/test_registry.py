@@ -246,3 +246,46 @@ def test_what_the_faststream_transport_sends_decodes_with_its_headers() -> None:
         received.message_id,
         received.created_at,
     )
+
+
+def test_the_causation_and_correlation_ids_survive_the_trip() -> None:
+    conversation, cause = uuid.uuid4(), uuid.uuid4()
+    sent = RegisterBook(id="1", title="Dune", causation_id=cause, correlation_id=conversation)
+    received = MessageRegistry([RegisterBook]).decode(envelope(sent))
+    assert (cause, conversation) == (received.causation_id, received.correlation_id)
+
+
+def test_a_first_command_arrives_as_the_start_of_its_conversation() -> None:
+    sent = RegisterBook(id="1", title="Dune")
+    received = MessageRegistry([RegisterBook]).decode(envelope(sent))
+    assert received.causation_id is None
+    assert sent.message_id == received.correlation_id == received.conversation_id
+
+
+def test_an_envelope_without_the_ids_decodes_as_a_message_without_a_cause() -> None:
+    """As 0.16's serializer made them, and as the headers alone may carry them."""
+    body = raw_envelope("register_book_v1", {"id": "1", "title": "Dune"})
+    registry = MessageRegistry([RegisterBook])
+    received = registry.decode(body)
+    assert (None, None) == (received.causation_id, received.correlation_id)
+    assert received.message_id == received.conversation_id
+
+    conversation = "0193b3c4-3c4a-7f5e-8d1a-2b3c4d5e6f99"
+    headed = registry.decode(body, {"message-correlation-id": conversation})
+    assert uuid.UUID(conversation) == headed.correlation_id
+
+
+def test_a_causation_id_that_is_not_a_uuid_is_invalid() -> None:
+    body = json.loads(raw_envelope("register_book_v1", {"id": "1", "title": "Dune"}))
+    body["causation_id"] = "yesterday"
+    with pytest.raises(DecodeError) as error:
+        MessageRegistry([RegisterBook]).decode(json.dumps(body))
+    assert "invalid" == error.value.reason
+    assert "causation_id" in str(error.value)
+
+
+def test_a_payload_may_not_set_the_ids_of_the_envelope() -> None:
+    body = raw_envelope("register_book_v1", {"id": "1", "title": "D", "correlation_id": "x"})
+    with pytest.raises(DecodeError) as error:
+        MessageRegistry([RegisterBook]).decode(body)
+    assert "invalid" == error.value.reason

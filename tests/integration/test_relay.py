@@ -92,7 +92,9 @@ async def test_sends_the_envelope_the_serializer_made(db: OutboxDatabase) -> Non
 
     [row] = await db.rows()
     assert [row["payload"]] == received
-    assert {"id", "created_at", "type", "payload"} == set(received[0])
+    assert {"id", "created_at", "type", "causation_id", "correlation_id", "payload"} == set(
+        received[0]
+    )
     assert "Numbered_v1" == received[0]["type"]
 
 

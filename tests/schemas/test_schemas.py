@@ -175,9 +175,14 @@ def test_the_asyncapi_document_sends_published_and_receives_consumed() -> None:
         "receive_commands": ["#/channels/commands/messages/register_book_v1"],
     } == {name: [m["$ref"] for m in op["messages"]] for name, op in document["operations"].items()}
     message = document["components"]["messages"]["book_registered_v1"]
-    assert {"message-id", "message-type", "message-created-at", "message-stream"} == set(
-        message["headers"]["properties"]
-    )
+    assert {
+        "message-id",
+        "message-type",
+        "message-created-at",
+        "message-causation-id",
+        "message-correlation-id",
+        "message-stream",
+    } == set(message["headers"]["properties"])
     payload = message["payload"]["properties"]["payload"]
     assert "application/json" == payload["contentMediaType"]
     schema = _resolve(document, payload["contentSchema"]["$ref"])

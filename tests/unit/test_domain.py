@@ -137,6 +137,8 @@ def test_default_serializer_envelope() -> None:
         "id": str(event.message_id),
         "created_at": event.created_at.isoformat(),
         "type": "book_registered_v1",
+        "causation_id": None,
+        "correlation_id": str(event.message_id),
         "payload": '{"id":"1","title":"Dune"}',
     } == MessageSerializer().serialize_message(event)
 

@@ -20,9 +20,17 @@ HEADERS = {
     "id": "message-id",
     "type": "message-type",
     "created_at": "message-created-at",
+    "causation_id": "message-causation-id",
+    "correlation_id": "message-correlation-id",
     "stream": "message-stream",
 }
-"""The header that carries each envelope field, and ``stream`` for the outbox stream."""
+"""The header that carries each envelope field, and ``stream`` for the outbox stream.
+
+``message-causation-id`` and ``message-correlation-id`` are sent when the envelope has
+them (an envelope serialized by 0.16 code has neither).
+"""
+# Sent when the envelope has them, not null.
+_OPTIONAL_HEADERS = ("causation_id", "correlation_id")
 
 
 def encode_envelope(envelope: Mapping[str, Any]) -> bytes:
@@ -33,8 +41,8 @@ def encode_envelope(envelope: Mapping[str, Any]) -> bytes:
 class FastStreamTransport(AsyncAbstractEventstreamTransport):
     """Publishes serialized messages through a FastStream broker.
 
-    The body is the envelope as JSON (:func:`encode_envelope`); the message id, type and
-    creation date travel as headers too
+    The body is the envelope as JSON (:func:`encode_envelope`); the message id, type,
+    creation date, causation and correlation ids travel as headers too
     (:data:`~messagebus.adapters.faststream.HEADERS`), and so does the outbox stream
     when the relay sends the message. A send returns once the broker has the message
     (RabbitMQ's publisher confirm, JetStream's acknowledgement, Kafka's record metadata)
@@ -121,6 +129,10 @@ class FastStreamTransport(AsyncAbstractEventstreamTransport):
     async def send_envelope(self, envelope: Mapping[str, Any], *, stream: str | None) -> None:
         """Send one envelope of the outbox ``stream``; raise if the broker did not take it."""
         headers = {HEADERS[field]: str(envelope[field]) for field in ("id", "type", "created_at")}
+        for field in _OPTIONAL_HEADERS:
+            value = envelope.get(field)
+            if value is not None:
+                headers[HEADERS[field]] = str(value)
         if stream is not None:
             headers[HEADERS["stream"]] = stream
         destination = self.destination_for(headers[HEADERS["type"]])

@@ -15,6 +15,11 @@ on SQLite too.
 - ``payload`` (JSON): the message's own fields, without its id, date and metadata.
 - ``created_at``: when the message was built.
 - ``published``: whether the message type is sent to the event stream.
+- ``causation_id`` (UUID, nullable): the id of the message whose handling raised this
+  one; ``NULL`` for a command that began a conversation.
+- ``correlation_id`` (UUID, indexed): the conversation, the id of the command it began
+  with (:attr:`~messagebus.Message.conversation_id`), so that everything a command led
+  to is one query: ``WHERE correlation_id = :command_id``.
 
 ``{prefix}outbox``: one row per published message, written in the same transaction as
 the models, that a relay reads in ``id`` order and sends to the event stream.
@@ -133,7 +138,12 @@ def messagebus_tables(metadata: MetaData, *, prefix: str = "messagebus_") -> Mes
     """
     scratch = _build(MetaData(), prefix)
     names = [table.name for table in (scratch.messages, scratch.outbox, scratch.inbox)]
-    names += [index.name for index in scratch.outbox.indexes if isinstance(index.name, str)]
+    names += [
+        index.name
+        for table in (scratch.messages, scratch.outbox)
+        for index in table.indexes
+        if isinstance(index.name, str)
+    ]
     longest = max(names, key=len)
     if len(longest) > LONGEST_NAME:
         room = LONGEST_NAME - (len(longest) - len(prefix))
@@ -156,7 +166,13 @@ def _build(metadata: MetaData, prefix: str) -> MessagebusTables:
         Column("payload", JSON, nullable=False),
         Column("created_at", UtcDateTime(), nullable=False),
         Column("published", Boolean, nullable=False),
+        Column("causation_id", Uuid, nullable=True),
+        # Nullable so that rows written before 0.17 added the column stay valid.
+        Column("correlation_id", Uuid, nullable=True),
     )
+    # A short name: the longest name, and so the room left to the prefix, stays that
+    # of the outbox's index.
+    Index(f"{prefix}correlation", messages.c.correlation_id)
     outbox = Table(
         f"{prefix}outbox",
         metadata,

@@ -8,7 +8,24 @@ from pydantic import BaseModel, Field
 from .ids import MessageId, new_message_id
 from .metadata import Metadata, TMetadata
 
-_VOLATILE_FIELDS = frozenset({"message_id", "created_at"})
+ENVELOPE_FIELDS: set[str] = {
+    "message_id",
+    "created_at",
+    "metadata",
+    "causation_id",
+    "correlation_id",
+}
+"""The fields of every message that its envelope carries, outside its payload.
+
+A serializer of your own dumps the payload with ``model_dump(exclude=ENVELOPE_FIELDS)``
+and puts these in its envelope (or drops them), so that a field added to every message
+by a later version never lands in the payload. It is a ``set``, the type pydantic's
+``exclude=`` takes: read it, never change it.
+
+.. versionadded:: 0.17
+"""
+# What equality and repr leave out: every message has its own, whatever its content.
+_VOLATILE_FIELDS = frozenset({"message_id", "created_at", "causation_id", "correlation_id"})
 
 
 def _utcnow() -> datetime:
@@ -22,8 +39,9 @@ class Message(BaseModel, Generic[TMetadata]):
     the :class:`Metadata` that names and versions it.
 
     Two messages are equal when they are of the same class and have the same fields,
-    whatever their ``message_id`` and ``created_at``: a test can compare the events a
-    handler raised with freshly built ones.
+    whatever their ``message_id``, ``created_at``, ``causation_id`` and
+    ``correlation_id``: a test can compare the events a handler raised with freshly
+    built ones.
 
     >>> from messagebus import Command, Metadata
     >>> class RegisterBook(Command):
@@ -42,6 +60,34 @@ class Message(BaseModel, Generic[TMetadata]):
     """When the message was built, timezone-aware, in UTC."""
     metadata: TMetadata
     """The name, schema version and publication flag of the message type."""
+    causation_id: MessageId | None = None
+    """The id of the message whose handling raised this one; ``None`` for a first command.
+
+    The bus sets it on every event a model raised while a handler ran: the id of the
+    command or event that handler was handling. Set it yourself on a message you build
+    in a handler, or in a service that received the cause from another one.
+
+    .. versionadded:: 0.17
+    """
+    correlation_id: MessageId | None = None
+    """The id of the conversation this message belongs to: that of the command it began with.
+
+    The bus gives every event the correlation id of the message whose handling raised
+    it, or that message's own id when it had none (the first command of a
+    conversation): every message that follows from one command, in this service or
+    another, carries the id of that command. :attr:`conversation_id` reads it with
+    that default.
+
+    .. versionadded:: 0.17
+    """
+
+    @property
+    def conversation_id(self) -> MessageId:
+        """The conversation this message belongs to: :attr:`correlation_id`, else its own id.
+
+        .. versionadded:: 0.17
+        """
+        return self.correlation_id or self.message_id
 
     def __repr__(self) -> str:
         fields = " ".join(

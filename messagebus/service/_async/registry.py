@@ -187,13 +187,18 @@ class AsyncMessageBus(Generic[TAsyncUow]):
                     result = returned
                 # After each handler, the events of the models the repositories saw.
                 if collects:
+                    raised = len(queue)
                     queue.extend(uow.collect_new_events())
+                    if len(queue) > raised:
+                        _caused_by(message, queue, raised)
                     continue
                 # The repositories are read again: a handler may have set one.
                 repositories = (members.get(_REPOSITORIES) or uow._repositories()).all
                 for repository in repositories:
                     if repository.seen:  # most handlers raise nothing: look first
+                        raised = len(queue)
                         queue.extend(take_new_events(repositories))
+                        _caused_by(message, queue, raised)
                         break
             await store(message)
         return result
@@ -256,6 +261,23 @@ class AsyncMessageBus(Generic[TAsyncUow]):
     def _registered(self) -> int:
         """Return how many handlers are registered, of commands and events."""
         return len(self.commands_registry) + sum(map(len, self.events_registry.values()))
+
+
+def _caused_by(cause: Message[Any], queue: list[Message[Any]], start: int) -> None:
+    """Record ``cause`` as the cause of the messages of ``queue`` from ``start`` on.
+
+    Each keeps a causation or correlation id it was given. The fields are written in
+    the instance's ``__dict__``, as pydantic keeps them: a frozen message class
+    accepts them too, and no validation runs on ids the bus made.
+    """
+    causation = cause.message_id
+    correlation = cause.correlation_id or causation
+    for index in range(start, len(queue)):
+        fields = queue[index].__dict__
+        if fields["causation_id"] is None:
+            fields["causation_id"] = causation
+        if fields["correlation_id"] is None:
+            fields["correlation_id"] = correlation
 
 
 def _make_hook(callback: Callable[..., Any]) -> AsyncMessageHook:

@@ -93,8 +93,14 @@ def test_a_commit_writes_the_models_the_message_store_and_the_outbox(
         "id": str(event_id),
         "created_at": rows[1].created_at.isoformat(),
         "type": "book_registered_v1",
+        "causation_id": str(command.message_id),
+        "correlation_id": str(command.message_id),
         "payload": '{"id":"1","title":"Dune"}',
     } == outbox.payload
+    # The command began the conversation and caused the event: one query finds both.
+    assert [(None, command.message_id), (command.message_id, command.message_id)] == [
+        (r.causation_id, r.correlation_id) for r in rows
+    ]
 
 
 def test_the_outbox_rows_go_to_the_configured_stream(engine: SyncEngine, schema: Schema) -> None:

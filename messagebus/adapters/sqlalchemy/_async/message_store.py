@@ -19,6 +19,7 @@ from messagebus.adapters.sqlalchemy._compat import AsyncConnection
 from messagebus.adapters.sqlalchemy.outbox.wakeup import notify_statement, outbox_committed
 from messagebus.adapters.sqlalchemy.tables import MessagebusTables, messagebus_tables
 from messagebus.domain.model import GenericCommand, GenericEvent, Message
+from messagebus.domain.model.message import ENVELOPE_FIELDS
 from messagebus.service._async.eventstream import AsyncEventstreamPublisher
 from messagebus.service._async.repository import AsyncAbstractMessageStoreRepository
 from messagebus.service.errors import ConfigurationError
@@ -28,8 +29,6 @@ if TYPE_CHECKING:  # the unit of work imports this module: no import when runnin
     from messagebus.adapters.sqlalchemy._async.unit_of_work import AsyncSqlAlchemyUnitOfWork
 
 __all__ = ["AsyncSqlAlchemyMessageStoreRepository"]
-
-_ENVELOPE_FIELDS = {"message_id", "created_at", "metadata"}
 
 
 @functools.cache
@@ -153,9 +152,11 @@ class AsyncSqlAlchemyMessageStoreRepository(AsyncAbstractMessageStoreRepository)
                 "name": metadata.name,
                 "schema_version": metadata.schema_version,
                 "kind": _kind(message),
-                "payload": message.model_dump(mode="json", exclude=_ENVELOPE_FIELDS),
+                "payload": message.model_dump(mode="json", exclude=ENVELOPE_FIELDS),
                 "created_at": message.created_at,
                 "published": metadata.published,
+                "causation_id": message.causation_id,
+                "correlation_id": message.correlation_id or message.message_id,
             },
         )
         if outboxed:

@@ -20,6 +20,7 @@ from messagebus.adapters.sqlalchemy._compat import SyncConnection
 from messagebus.adapters.sqlalchemy.outbox.wakeup import notify_statement, outbox_committed
 from messagebus.adapters.sqlalchemy.tables import MessagebusTables, messagebus_tables
 from messagebus.domain.model import GenericCommand, GenericEvent, Message
+from messagebus.domain.model.message import ENVELOPE_FIELDS
 from messagebus.service._sync.eventstream import SyncEventstreamPublisher
 from messagebus.service._sync.repository import SyncAbstractMessageStoreRepository
 from messagebus.service.errors import ConfigurationError
@@ -29,8 +30,6 @@ if TYPE_CHECKING:  # the unit of work imports this module: no import when runnin
     from messagebus.adapters.sqlalchemy._sync.unit_of_work import SyncSqlAlchemyUnitOfWork
 
 __all__ = ["SyncSqlAlchemyMessageStoreRepository"]
-
-_ENVELOPE_FIELDS = {"message_id", "created_at", "metadata"}
 
 
 @functools.cache
@@ -154,9 +153,11 @@ class SyncSqlAlchemyMessageStoreRepository(SyncAbstractMessageStoreRepository):
                 "name": metadata.name,
                 "schema_version": metadata.schema_version,
                 "kind": _kind(message),
-                "payload": message.model_dump(mode="json", exclude=_ENVELOPE_FIELDS),
+                "payload": message.model_dump(mode="json", exclude=ENVELOPE_FIELDS),
                 "created_at": message.created_at,
                 "published": metadata.published,
+                "causation_id": message.causation_id,
+                "correlation_id": message.correlation_id or message.message_id,
             },
         )
         if outboxed:
