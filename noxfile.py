@@ -48,7 +48,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """Run mypy --strict on the package, the typed usage files and the cookbook's app.
+    """Run mypy --strict on the package, the typed usage files and the cookbook's two services.
 
     Then check that mypy refuses the mistakes of ``typing_tests/*/must_fail``.
     """
@@ -60,7 +60,7 @@ def typecheck(session: nox.Session) -> None:
     shutil.rmtree(app, ignore_errors=True)
     session.run("python", "cookbook/export.py", str(app), silent=True)
     with session.chdir(app):
-        session.run("mypy", "--strict", "reading_club")
+        session.run("mypy", "--strict", "reading_club", "catalogue")
 
 
 @nox.session
@@ -117,7 +117,7 @@ def require_graphviz(session: nox.Session) -> None:
 @nox.session
 def cookbook(session: nox.Session) -> None:
     """Run the cookbook's chapters and the tests of the machinery that runs them."""
-    install(session, "test", extras="sqlalchemy")
+    install(session, "test", extras="sqlalchemy,redis")
     session.run("pytest", "cookbook", "tests/test_cookbook_machinery.py", *session.posargs)
 
 
@@ -135,7 +135,8 @@ def demo(session: nox.Session) -> None:
     """Run the application the cookbook builds, end to end on SQLite, and print what happened.
 
     The application runs in a virtualenv of its own, as a reader's would, with nothing but
-    messagebus and its ``sqlalchemy`` extra; this session's own only reads the chapters.
+    messagebus and its ``sqlalchemy`` and ``redis`` extras; this session's own only reads the
+    chapters. Its broker is FastStream's in-memory one: no server is needed.
     """
     session.install(*nox.project.dependency_groups(PYPROJECT, "export"))
     app = Path(session.create_tmp()).resolve() / "reading-club"
@@ -144,6 +145,6 @@ def demo(session: nox.Session) -> None:
     session.run("python", "-m", "venv", str(app / ".venv"), silent=True)
     python = str(app / ".venv" / ("Scripts" if sys.platform == "win32" else "bin") / "python")
     pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    session.run(*pip, f"{ROOT}[sqlalchemy]", external=True, silent=True)
+    session.run(*pip, f"{ROOT}[sqlalchemy,redis]", external=True, silent=True)
     session.chdir(app)
     session.run(python, "-m", "reading_club.demo", external=True)

@@ -3,8 +3,9 @@
 ``python cookbook/export.py DIR`` (or ``python -m cookbook.export DIR``, or
 ``nox -s export -- DIR``) writes the last version of every file the chapters show to
 ``DIR``. There, ``python -m pytest`` runs the application's tests and
-``python -m reading_club.demo`` runs it end to end, on SQLite: the application needs
-``messagebus[sqlalchemy]``, and its tests pytest and pytest-asyncio, as its
+``python -m reading_club.demo`` runs it end to end, on SQLite and FastStream's in-memory
+Redis broker: the application (the reading club and the catalogue of chapter 12) needs
+``messagebus[sqlalchemy,redis]``, and its tests pytest and pytest-asyncio, as its
 ``pyproject.toml`` says.
 """
 

@@ -305,7 +305,7 @@ def test_the_exported_application_passes_its_own_tests(tmp_path: Path) -> None:
         check=False,
     )
     assert 0 == export.returncode, export.stderr
-    assert "It needs: messagebus[sqlalchemy], pytest" in export.stdout
+    assert "It needs: messagebus[sqlalchemy,redis], pytest" in export.stdout
 
     result = run_pytest(app)
 
@@ -348,6 +348,7 @@ def test_the_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "Message store: 10 rows in messagebus_messages" in demo.stdout
     assert "last error: ConnectionError: the broker is down" in demo.stdout
     assert "Event stream: 5 messages received by the broker" in demo.stdout
+    assert "Catalogue: 5 messages received from the broker, 5 handled" in demo.stdout
     assert "" == demo.stderr
 
 
