@@ -33,15 +33,15 @@ __all__ = [
     "uninstrument",
 ]
 
-T = TypeVar("T")
+TTarget = TypeVar("TTarget")
 
 
 def instrument(
-    target: T,
+    target: TTarget,
     *,
     tracer_provider: TracerProvider | None = None,
     parent_within: float | None = DEFAULT_PARENT_WITHIN,
-) -> T:
+) -> TTarget:
     """Trace ``target`` with OpenTelemetry, and return it.
 
     - an :class:`~messagebus.AsyncMessageBus` or a :class:`~messagebus.SyncMessageBus`:
