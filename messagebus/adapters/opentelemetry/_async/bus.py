@@ -36,21 +36,22 @@ _TRACED_UOW = "_messagebus_tracer"
 class AsyncTracedHook(AsyncMessageHook):
     """A registered handler whose calls are spans; it calls the hook it replaced."""
 
-    __slots__ = ("inner", "span_name", "tracer")
+    __slots__ = ("function", "inner", "span_name", "tracer")
 
     def __init__(self, inner: AsyncMessageHook, tracer: Tracer) -> None:
         super().__init__(inner.callback, inner.dependencies, inner.optional_dependencies)
         self.plain = False  # so that the bus calls __call__, which opens the span
         self.inner = inner
         self.tracer = tracer
-        self.span_name = f"handler {handler_name(inner.callback)}"
+        self.function = handler_name(inner.callback)
+        self.span_name = f"handler {self.function}"
 
     async def __call__(
         self, message: Any, transaction: Any, dependencies: Mapping[str, Any]
     ) -> Any:
         """Call the handler in a span of its own."""
         attributes = message_attributes(message)
-        attributes[HANDLER] = handler_name(self.callback)
+        attributes[HANDLER] = self.function
         with self.tracer.start_as_current_span(self.span_name, attributes=attributes):
             return await self.inner(message, transaction, dependencies)
 
