@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -192,3 +194,16 @@ async def test_uninstrument_a_consumer_and_its_bus(
     assert "handle" not in vars(consumer.bus)
     assert Outcome.handled == await consumer.receive(json.dumps(envelope))
     assert () == exporter.get_finished_spans()
+
+
+def test_nothing_imports_opentelemetry_until_the_adapter_is_imported() -> None:
+    # FastStream imports OpenTelemetry's semantic conventions for its own middleware: the
+    # API (trace, propagate) and our adapter must stay out.
+    code = (
+        "import sys, messagebus, messagebus.consumer, messagebus.testing, "
+        "messagebus.adapters.sqlalchemy, messagebus.adapters.faststream\n"
+        "print(sorted(name for name in sys.modules if name.startswith("
+        "('opentelemetry.trace', 'opentelemetry.propagate', 'messagebus.adapters.opentelemetry'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "[]\n" == done.stdout
