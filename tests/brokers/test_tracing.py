@@ -150,6 +150,7 @@ async def test_one_trace_from_service_a_through_the_relay_and_redis_to_service_b
     assert trace.SpanKind.CONSUMER == process.kind
     assert {
         "messaging.operation.type": "send",
+        "messaging.system": "redis",
         "messaging.destination.name": names.source,
         "messagebus.stream": "messagebus",
         "messagebus.message.name": "book_registered",

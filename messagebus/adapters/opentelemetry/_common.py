@@ -33,6 +33,7 @@ OPERATION_TYPE = "messaging.operation.type"
 # The name of the operation before the semantic conventions 1.26, still read by backends.
 OPERATION = "messaging.operation"
 DESTINATION = "messaging.destination.name"
+SYSTEM = "messaging.system"
 CONSUMER_GROUP = "messaging.consumer.group.name"
 MESSAGE_NAME = "messagebus.message.name"
 SCHEMA_VERSION = "messagebus.message.schema_version"

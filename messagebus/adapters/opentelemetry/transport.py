@@ -12,6 +12,7 @@ from messagebus.adapters.opentelemetry._common import (
     DESTINATION,
     MESSAGE_ID,
     STREAM,
+    SYSTEM,
     TRACE_KEY,
     creation_context,
     get_tracer,
@@ -22,13 +23,17 @@ from messagebus.service._async.eventstream import AsyncAbstractEventstreamTransp
 
 __all__ = ["TracingTransport"]
 
+# The values of messaging.system for the brokers of FastStreamTransport.kind.
+_SYSTEMS = {"redis": "redis", "rabbit": "rabbitmq", "nats": "nats", "kafka": "kafka"}
+
 
 class TracingTransport(AsyncAbstractEventstreamTransport):
     """Sends through another transport, each send in a span of kind ``PRODUCER``.
 
     The span is named ``send {destination}``; it carries the message's id, name and
-    schema version, the outbox stream, and the destination (the one the transport names
-    for the message's type if it can, as ``FastStreamTransport`` does, else the stream).
+    schema version, the outbox stream, the broker (``messaging.system``, when the
+    transport has a ``kind``, as ``FastStreamTransport`` does), and the destination (the
+    one the transport names for the message's type if it can, else the stream).
     It links to the context the message was created in, which
     :class:`~messagebus.adapters.opentelemetry.TraceContextSerializer` wrote in the
     envelope, and is its child too while the message is younger than ``parent_within``
@@ -77,6 +82,9 @@ class TracingTransport(AsyncAbstractEventstreamTransport):
             attributes[DESTINATION] = destination
         if stream is not None:
             attributes[STREAM] = stream
+        system = _SYSTEMS.get(str(getattr(self.transport, "kind", "")))
+        if system is not None:
+            attributes[SYSTEM] = system
         with self._tracer.start_as_current_span(
             f"send {destination or 'messages'}",
             context=context,
