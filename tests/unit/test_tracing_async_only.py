@@ -157,6 +157,11 @@ async def test_a_consumer_run_in_process_continues_the_trace_of_the_envelope(
 
     process = named(exporter, "process shelf")
     assert SpanKind.CONSUMER == process.kind
+    assert {  # read from the envelope, as the message came without headers
+        "messaging.message.id": envelope["id"],
+        "messagebus.message.name": "book_registered",
+        "messagebus.message.schema_version": 1,
+    }.items() <= dict(process.attributes or {}).items()
     assert created.span_id == process.parent.span_id  # type: ignore[union-attr]
     handle = named(exporter, "handle book_registered")
     assert process.context.span_id == handle.parent.span_id  # type: ignore[union-attr]

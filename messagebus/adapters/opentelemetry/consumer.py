@@ -42,13 +42,12 @@ def instrument_consumer(
         body: bytes | str, headers: Mapping[str, str] | None = None
     ) -> Outcome:
         headers = headers if headers is not None else {}
-        carrier, created_at = _trace_of(body, headers, consumer.max_size)
-        context, links = creation_context(carrier, created_at, parent_within)
-        attributes = type_attributes(headers.get(ENVELOPE_HEADERS["type"])) | operation("process")
+        facts = _facts_of(body, headers, consumer.max_size)
+        context, links = creation_context(facts["trace"], facts["created_at"], parent_within)
+        attributes = type_attributes(facts["type"]) | operation("process")
         attributes[CONSUMER_GROUP] = consumer.name
-        message_id = headers.get(ENVELOPE_HEADERS["id"])
-        if message_id is not None:
-            attributes[MESSAGE_ID] = message_id
+        if isinstance(facts["id"], str):
+            attributes[MESSAGE_ID] = facts["id"]
         stream = headers.get(_STREAM_HEADER)
         if stream is not None:
             attributes[STREAM] = stream
@@ -74,22 +73,28 @@ def uninstrument_consumer(consumer: AsyncConsumer[Any]) -> None:
     uninstrument_bus(consumer.bus)
 
 
-def _trace_of(
+def _facts_of(
     body: bytes | str, headers: Mapping[str, str], max_size: int | None
-) -> tuple[Any, Any]:
-    """Return the trace context a message carries and its creation date, if it has them.
+) -> dict[str, Any]:
+    """Return the trace context, creation date, id and type of a message, where known.
 
     The headers come first; the envelope itself is read only when they have no trace
     context, as for a message handed over in process with the body alone.
     """
+    facts: dict[str, Any] = {key: headers.get(header) for key, header in ENVELOPE_HEADERS.items()}
     if _TRACEPARENT in headers:
-        return headers, headers.get(ENVELOPE_HEADERS["created_at"])
+        facts["trace"] = headers
+        return facts
+    facts["trace"] = None
     if max_size is not None and len(body) > max_size:
-        return None, None  # the consumer refuses it unread; so does its span
+        return facts  # the consumer refuses it unread; so does its span
     try:
         envelope = pydantic_core.from_json(body)
     except ValueError:
-        return None, None  # the consumer dead-letters it; nothing to continue
-    if not isinstance(envelope, dict):
-        return None, None
-    return envelope.get(TRACE_KEY), envelope.get("created_at")
+        return facts  # the consumer dead-letters it
+    if isinstance(envelope, dict):
+        facts["trace"] = envelope.get(TRACE_KEY)
+        for key in ENVELOPE_HEADERS:
+            if facts[key] is None:
+                facts[key] = envelope.get(key)
+    return facts
