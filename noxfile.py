@@ -34,7 +34,7 @@ def install(session: nox.Session, *groups: str, extras: str = "") -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite: unit tests, integration tests, docs and cookbook."""
-    install(session, "test", extras="prometheus,postgresql,redis,rabbit,nats,kafka")
+    install(session, "test", extras="prometheus,postgresql,redis,rabbit,nats,kafka,opentelemetry")
     session.run("pytest", *session.posargs)
 
 
@@ -52,7 +52,12 @@ def typecheck(session: nox.Session) -> None:
 
     Then check that mypy refuses the mistakes of ``typing_tests/*/must_fail``.
     """
-    install(session, "typecheck", "export", extras="prometheus,postgresql,redis,rabbit,nats,kafka")
+    install(
+        session,
+        "typecheck",
+        "export",
+        extras="prometheus,postgresql,redis,rabbit,nats,kafka,opentelemetry",
+    )
     session.run("mypy")
     session.run("mypy", "--strict", "typing_tests", "--exclude", "must_fail")
     session.run("python", "scripts/check_must_fail.py")
@@ -87,7 +92,7 @@ def docs(session: nox.Session) -> None:
     ``nox -s docs -- --serve`` builds it the same way, serves it on http://127.0.0.1:8000,
     and rebuilds it whenever a page, a diagram or a docstring changes (sphinx-autobuild).
     """
-    install(session, "docs", extras="prometheus,sqlalchemy,redis,rabbit,nats,kafka")
+    install(session, "docs", extras="prometheus,sqlalchemy,redis,rabbit,nats,kafka,opentelemetry")
     require_graphviz(session)
     build = ["-n", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html"]
     if "--serve" in session.posargs:

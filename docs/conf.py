@@ -76,6 +76,7 @@ nitpick_ignore_regex = [
     # SQLAlchemy's engines, connections, tables and errors, in the SQL adapter's signatures.
     (r"py:(class|exc)", r"sqlalchemy\..*"),
     (r"py:class", r"prometheus_client\..*"),
+    (r"py:class", r"opentelemetry\..*"),
     # pytest's request object, in the signature of a fixture of messagebus.testing.
     (r"py:class", r"_pytest\..*"),
 ]
@@ -87,6 +88,7 @@ nitpick_ignore = [
     ("py:class", "messagebus.service._types.TAsyncHandler"),
     ("py:class", "messagebus.service._types.TSyncHandler"),
     ("py:class", "messagebus.service.messages.TMessageClass"),
+    ("py:class", "messagebus.adapters.opentelemetry.TTarget"),
 ]
 
 

@@ -33,6 +33,7 @@ PAIRS = [
     ("tests/integration/_async", "tests/integration/_sync"),
     ("messagebus/testing/_async", "messagebus/testing/_sync"),
     ("tests/testing/_async", "tests/testing/_sync"),
+    ("messagebus/adapters/opentelemetry/_async", "messagebus/adapters/opentelemetry/_sync"),
 ]
 
 # Names unasync does not rename by itself (it already turns AsyncFoo into SyncFoo).

@@ -48,6 +48,10 @@ class FastStreamTransport(AsyncAbstractEventstreamTransport):
     (RabbitMQ's publisher confirm, JetStream's acknowledgement, Kafka's record metadata)
     and raises otherwise, so the relay retries it.
 
+    The trace context in an envelope's ``"trace"`` key travels as headers of its own
+    names (``traceparent``, ``tracestate``), for the consumer to continue the trace (see
+    :mod:`messagebus.adapters.opentelemetry`).
+
     Where a message goes, per broker, with ``destination`` the name chosen for its type:
 
     - Redis: appended to the stream ``destination``;
@@ -135,6 +139,9 @@ class FastStreamTransport(AsyncAbstractEventstreamTransport):
                 headers[HEADERS[field]] = str(value)
         if stream is not None:
             headers[HEADERS["stream"]] = stream
+        trace = envelope.get("trace")  # the trace context TraceContextSerializer wrote
+        if isinstance(trace, Mapping):
+            headers = {str(key): str(value) for key, value in trace.items()} | headers
         destination = self.destination_for(headers[HEADERS["type"]])
         await self._binding.prepare(destination)
         await self._binding.publish(
