@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from messagebus.adapters.sqlalchemy import (
     MessagebusTables,
     messagebus_tables,
 )
+from messagebus.adapters.sqlalchemy._async import message_store as async_message_store
 from tests.integration.relay_support import (
     PG_ASYNC_URL,
     OutboxDatabase,
@@ -208,6 +210,48 @@ async def test_the_events_of_committed_transactions_only_are_delivered() -> None
 
         assert committed == set(transport.attempts)
         assert 700 == len(transport.attempts)
+    finally:
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.drop_all)
+        await engine.dispose()
+
+
+class _AheadClock(datetime):
+    """The clock of a writer host two minutes ahead of the database's."""
+
+    @classmethod
+    def now(cls, tz: Any = None) -> Any:  # type: ignore[override]
+        return datetime.now(tz) + timedelta(minutes=2)
+
+
+async def test_a_writer_whose_clock_runs_ahead_does_not_hold_its_rows_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The rows are due by the database's clock, the one the relay compares with."""
+    postgres_or_skip()
+    prefix = f"relay_{uuid.uuid4().hex[:8]}_"
+    metadata = MetaData()
+    tables = messagebus_tables(metadata, prefix=prefix)
+    books = Table(
+        f"{prefix}books",
+        metadata,
+        Column("id", String(32), primary_key=True),
+        Column("attempt", Integer, nullable=False),
+    )
+    engine = create_async_engine(PG_ASYNC_URL)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    bus: AsyncMessageBus[ShelfUnitOfWork] = AsyncMessageBus()
+    bus.add_listener(ShelveBook, shelve_book)
+    monkeypatch.setattr(async_message_store, "datetime", _AheadClock)
+    try:
+        async with ShelfUnitOfWork(engine, tables, books, stream="shelf") as transaction:
+            await bus.handle(ShelveBook(book_id="b1", attempt=1), transaction)
+            await transaction.commit()
+        transport = Collected()
+
+        assert 1 == await AsyncOutboxRelay(engine, transport, outbox=tables.outbox).run_once()
+        assert [1] == transport.attempts
     finally:
         async with engine.begin() as conn:
             await conn.run_sync(metadata.drop_all)

@@ -31,7 +31,8 @@ the models, that a relay reads in ``id`` order and sends to the event stream.
 - ``type``: ``{name}_v{schema_version}``, the type a consumer dispatches on.
 - ``payload`` (JSON): the envelope the serializer returned (``id``, ``created_at``,
   ``type``, ``payload``), sent as is by the relay.
-- ``created_at``: when the row was written.
+- ``created_at``: when the row was written, by the database's clock on PostgreSQL (the
+  start of the writing transaction), by the writer's on SQLite.
 - ``available_at``: the earliest time the relay may try (again); ``created_at`` at first,
   later after a failure, to back off.
 - ``attempts``: how many times the relay tried to send the row.

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Insert, MetaData, insert
+from sqlalchemy import Insert, MetaData, func, insert
 
 from messagebus.adapters.sqlalchemy._compat import AsyncConnection
 from messagebus.adapters.sqlalchemy.outbox.wakeup import notify_statement, outbox_committed
@@ -120,6 +120,13 @@ class AsyncSqlAlchemyMessageStoreRepository(AsyncAbstractMessageStoreRepository)
         self.serializer = serializer if serializer is not None else MessageSerializer()
         self._insert_message: Insert = insert(self.tables.messages)
         self._insert_outbox: Insert = insert(self.tables.outbox)
+        # On PostgreSQL a row is due from the database's now(), the clock the relays
+        # compare with: a writer whose clock runs ahead would otherwise hold its rows
+        # back by as much. (SQLite is a file of this host: its clock is the writer's.)
+        now = func.now()
+        self._insert_outbox_pg: Insert = insert(self.tables.outbox).values(
+            created_at=now, available_at=now
+        )
         self._notify = notify_statement(self.tables.outbox.name)
         self._outbox_written_on: AsyncConnection | None = None
 
@@ -166,18 +173,17 @@ class AsyncSqlAlchemyMessageStoreRepository(AsyncAbstractMessageStoreRepository)
                 self._outbox_written_on = connection
                 if connection.dialect.name == "postgresql":
                     await connection.execute(self._notify)
-            now = datetime.now(UTC)
-            await connection.execute(
-                self._insert_outbox,
-                {
-                    "message_id": message.message_id,
-                    "stream": stream,
-                    "type": f"{metadata.name}_v{metadata.schema_version}",
-                    "payload": dict(self.serializer.serialize_message(message)),
-                    "created_at": now,
-                    "available_at": now,
-                },
-            )
+            row = {
+                "message_id": message.message_id,
+                "stream": stream,
+                "type": f"{metadata.name}_v{metadata.schema_version}",
+                "payload": dict(self.serializer.serialize_message(message)),
+            }
+            if connection.dialect.name == "postgresql":
+                await connection.execute(self._insert_outbox_pg, row)
+            else:
+                row["created_at"] = row["available_at"] = datetime.now(UTC)
+                await connection.execute(self._insert_outbox, row)
 
     def wake_relays(self, connection: AsyncConnection) -> None:
         """Wake this process's relays if the just committed ``connection`` wrote outbox rows."""

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Insert, MetaData, insert
+from sqlalchemy import Insert, MetaData, func, insert
 
 from messagebus.adapters.sqlalchemy._compat import SyncConnection
 from messagebus.adapters.sqlalchemy.outbox.wakeup import notify_statement, outbox_committed
@@ -121,6 +121,13 @@ class SyncSqlAlchemyMessageStoreRepository(SyncAbstractMessageStoreRepository):
         self.serializer = serializer if serializer is not None else MessageSerializer()
         self._insert_message: Insert = insert(self.tables.messages)
         self._insert_outbox: Insert = insert(self.tables.outbox)
+        # On PostgreSQL a row is due from the database's now(), the clock the relays
+        # compare with: a writer whose clock runs ahead would otherwise hold its rows
+        # back by as much. (SQLite is a file of this host: its clock is the writer's.)
+        now = func.now()
+        self._insert_outbox_pg: Insert = insert(self.tables.outbox).values(
+            created_at=now, available_at=now
+        )
         self._notify = notify_statement(self.tables.outbox.name)
         self._outbox_written_on: SyncConnection | None = None
 
@@ -167,18 +174,17 @@ class SyncSqlAlchemyMessageStoreRepository(SyncAbstractMessageStoreRepository):
                 self._outbox_written_on = connection
                 if connection.dialect.name == "postgresql":
                     connection.execute(self._notify)
-            now = datetime.now(UTC)
-            connection.execute(
-                self._insert_outbox,
-                {
-                    "message_id": message.message_id,
-                    "stream": stream,
-                    "type": f"{metadata.name}_v{metadata.schema_version}",
-                    "payload": dict(self.serializer.serialize_message(message)),
-                    "created_at": now,
-                    "available_at": now,
-                },
-            )
+            row = {
+                "message_id": message.message_id,
+                "stream": stream,
+                "type": f"{metadata.name}_v{metadata.schema_version}",
+                "payload": dict(self.serializer.serialize_message(message)),
+            }
+            if connection.dialect.name == "postgresql":
+                connection.execute(self._insert_outbox_pg, row)
+            else:
+                row["created_at"] = row["available_at"] = datetime.now(UTC)
+                connection.execute(self._insert_outbox, row)
 
     def wake_relays(self, connection: SyncConnection) -> None:
         """Wake this process's relays if the just committed ``connection`` wrote outbox rows."""
