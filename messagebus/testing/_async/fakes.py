@@ -7,7 +7,7 @@ only if it commits, and a rollback forgets it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Generic
+from typing import Any, ClassVar, Generic, Protocol, runtime_checkable
 
 from messagebus.domain.model import Message
 from messagebus.ports.observability import AbstractMetricsStore
@@ -148,8 +148,10 @@ class AsyncInMemoryUnitOfWork(
 
     Pass the repositories by name (``AsyncInMemoryUnitOfWork(books=BookRepository())``)
     or subclass it and set them in ``__init__``, which types ``transaction.uow.books``.
-    :meth:`commit` and :meth:`rollback` end the transaction of every
-    :class:`AsyncInMemoryRepository` among its attributes.
+    :meth:`commit` and :meth:`rollback` end the transaction of every repository among its
+    attributes that has plain methods ``commit()`` and ``rollback()``: each
+    :class:`AsyncInMemoryRepository`, and the in-memory repositories a project wrote
+    itself with such methods, so a project's fakes need no unit of work of their own.
 
     :param transport: where the published messages go; a new
         :class:`AsyncInMemoryTransport` by default, kept as :attr:`transport`.
@@ -170,9 +172,11 @@ class AsyncInMemoryUnitOfWork(
         for name, repository in repositories.items():
             setattr(self, name, repository)
 
-    def _in_memory_repositories(self) -> list[AsyncInMemoryRepository[Any]]:
+    def _in_memory_repositories(self) -> list[_InMemory]:
         return [
-            member for member in vars(self).values() if isinstance(member, AsyncInMemoryRepository)
+            member
+            for member in vars(self).values()
+            if isinstance(member, AsyncAbstractRepository) and isinstance(member, _InMemory)
         ]
 
     async def commit(self) -> None:
@@ -186,3 +190,12 @@ class AsyncInMemoryUnitOfWork(
         for repository in self._in_memory_repositories():
             repository.rollback()
         self.rollbacks += 1
+
+
+@runtime_checkable
+class _InMemory(Protocol):
+    """A repository that ends its transaction itself, as an in-memory one does."""
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...

@@ -8,7 +8,7 @@ only if it commits, and a rollback forgets it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Generic
+from typing import Any, ClassVar, Generic, Protocol, runtime_checkable
 
 from messagebus.domain.model import Message
 from messagebus.ports.observability import AbstractMetricsStore
@@ -149,8 +149,10 @@ class SyncInMemoryUnitOfWork(
 
     Pass the repositories by name (``SyncInMemoryUnitOfWork(books=BookRepository())``)
     or subclass it and set them in ``__init__``, which types ``transaction.uow.books``.
-    :meth:`commit` and :meth:`rollback` end the transaction of every
-    :class:`SyncInMemoryRepository` among its attributes.
+    :meth:`commit` and :meth:`rollback` end the transaction of every repository among its
+    attributes that has plain methods ``commit()`` and ``rollback()``: each
+    :class:`SyncInMemoryRepository`, and the in-memory repositories a project wrote
+    itself with such methods, so a project's fakes need no unit of work of their own.
 
     :param transport: where the published messages go; a new
         :class:`SyncInMemoryTransport` by default, kept as :attr:`transport`.
@@ -171,9 +173,11 @@ class SyncInMemoryUnitOfWork(
         for name, repository in repositories.items():
             setattr(self, name, repository)
 
-    def _in_memory_repositories(self) -> list[SyncInMemoryRepository[Any]]:
+    def _in_memory_repositories(self) -> list[_InMemory]:
         return [
-            member for member in vars(self).values() if isinstance(member, SyncInMemoryRepository)
+            member
+            for member in vars(self).values()
+            if isinstance(member, SyncAbstractRepository) and isinstance(member, _InMemory)
         ]
 
     def commit(self) -> None:
@@ -187,3 +191,12 @@ class SyncInMemoryUnitOfWork(
         for repository in self._in_memory_repositories():
             repository.rollback()
         self.rollbacks += 1
+
+
+@runtime_checkable
+class _InMemory(Protocol):
+    """A repository that ends its transaction itself, as an in-memory one does."""
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...

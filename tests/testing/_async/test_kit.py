@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 
 from messagebus import (
+    AsyncAbstractRepository,
     AsyncAbstractUnitOfWork,
     AsyncEventstreamPublisher,
     AsyncMessageBus,
@@ -95,6 +96,44 @@ async def test_a_repository_finds_what_its_transaction_added_and_nothing_else():
         await transaction.commit()
 
     assert ["1", "2"] == sorted(books.models)
+
+
+class AsyncShelf(AsyncAbstractRepository[Book]):
+    """A user's own in-memory repository, written before the kit: plain commit and rollback."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.books: dict[str, Book] = {}
+        self.pending: dict[str, Book] = {}
+
+    async def add(self, model: Book) -> None:
+        self.pending[model.id] = model
+        self.seen.append(model)
+
+    async def get(self, model_id: str) -> Book | None:
+        model = self.pending.get(model_id) or self.books.get(model_id)
+        if model is not None:
+            self.seen.append(model)
+        return model
+
+    def commit(self) -> None:
+        self.books.update(self.pending)
+        self.pending.clear()
+
+    def rollback(self) -> None:
+        self.pending.clear()
+
+
+async def test_a_repository_of_the_user_s_own_ends_its_transaction_with_the_unit_of_work(bus):
+    uow = AsyncInMemoryUnitOfWork(books=AsyncShelf())
+    await handle(bus, uow, DUNE)
+    async with uow as transaction:
+        await bus.handle(RegisterBook(id="2", title="Emma"), transaction)
+        await transaction.rollback()
+
+    assert ["1"] == sorted(uow.books.books)
+    assert {} == uow.books.pending
+    assert (1, 1) == (uow.commits, uow.rollbacks)
 
 
 class AsyncPlainUnitOfWork(AsyncAbstractUnitOfWork[Any, Any, Any]):

@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from messagebus import (
+    SyncAbstractRepository,
     SyncAbstractUnitOfWork,
     SyncEventstreamPublisher,
     SyncMessageBus,
@@ -96,6 +97,44 @@ def test_a_repository_finds_what_its_transaction_added_and_nothing_else():
         transaction.commit()
 
     assert ["1", "2"] == sorted(books.models)
+
+
+class SyncShelf(SyncAbstractRepository[Book]):
+    """A user's own in-memory repository, written before the kit: plain commit and rollback."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.books: dict[str, Book] = {}
+        self.pending: dict[str, Book] = {}
+
+    def add(self, model: Book) -> None:
+        self.pending[model.id] = model
+        self.seen.append(model)
+
+    def get(self, model_id: str) -> Book | None:
+        model = self.pending.get(model_id) or self.books.get(model_id)
+        if model is not None:
+            self.seen.append(model)
+        return model
+
+    def commit(self) -> None:
+        self.books.update(self.pending)
+        self.pending.clear()
+
+    def rollback(self) -> None:
+        self.pending.clear()
+
+
+def test_a_repository_of_the_user_s_own_ends_its_transaction_with_the_unit_of_work(bus):
+    uow = SyncInMemoryUnitOfWork(books=SyncShelf())
+    handle(bus, uow, DUNE)
+    with uow as transaction:
+        bus.handle(RegisterBook(id="2", title="Emma"), transaction)
+        transaction.rollback()
+
+    assert ["1"] == sorted(uow.books.books)
+    assert {} == uow.books.pending
+    assert (1, 1) == (uow.commits, uow.rollbacks)
 
 
 class SyncPlainUnitOfWork(SyncAbstractUnitOfWork[Any, Any, Any]):
