@@ -183,4 +183,4 @@ def test_the_serializer_writes_the_trace_context_of_the_current_span(
     traceparent: Any = first["trace"]["traceparent"]
     assert trace_id == traceparent.split("-")[1]
     assert "trace" not in second
-    assert {"id", "created_at", "type", "payload"} == set(second)
+    assert {"id", "created_at", "type", "causation_id", "correlation_id", "payload"} == set(second)
