@@ -196,7 +196,9 @@ def asyncapi_document(
     ``contentMediaType`` and a ``contentSchema`` pointing into ``components.schemas``,
     keyed by message type), with the headers ``message-id``, ``message-type``,
     ``message-created-at``, ``message-causation-id`` and ``message-correlation-id`` and,
-    when the outbox relay sends it, ``message-stream``.
+    when the outbox relay sends it, ``message-stream``; when the message is traced
+    (:mod:`messagebus.adapters.opentelemetry`), the envelope's ``trace`` and the
+    ``traceparent`` and ``tracestate`` headers.
 
     A channel is a destination of the broker: ``destination`` unless ``routes`` maps the
     message type (``name_vN``) or its name to another one, as
@@ -268,6 +270,14 @@ def _asyncapi_message(cls: MessageClass, message_type: str) -> dict[str, Any]:
             "description": "The conversation: the id of the command it began with.",
         },
         _STREAM_HEADER: {"type": "string", "description": "The outbox stream, set by the relay."},
+        "traceparent": {
+            "type": "string",
+            "description": "W3C Trace Context of the message's creation, when traced.",
+        },
+        "tracestate": {
+            "type": "string",
+            "description": "W3C Trace Context vendor data, when traced and the trace has some.",
+        },
     }
     envelope = {
         "type": "object",
@@ -277,6 +287,11 @@ def _asyncapi_message(cls: MessageClass, message_type: str) -> dict[str, Any]:
             "type": {"type": "string", "const": message_type},
             "causation_id": {"type": ["string", "null"], "format": "uuid"},
             "correlation_id": {"type": "string", "format": "uuid"},
+            "trace": {
+                "type": "object",
+                "description": "The trace context, when traced: the headers of the same names.",
+                "additionalProperties": {"type": "string"},
+            },
             "payload": {
                 "type": "string",
                 "contentMediaType": "application/json",

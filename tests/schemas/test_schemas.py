@@ -182,6 +182,8 @@ def test_the_asyncapi_document_sends_published_and_receives_consumed() -> None:
         "message-causation-id",
         "message-correlation-id",
         "message-stream",
+        "traceparent",
+        "tracestate",
     } == set(message["headers"]["properties"])
     payload = message["payload"]["properties"]["payload"]
     assert "application/json" == payload["contentMediaType"]
@@ -194,7 +196,9 @@ def test_the_headers_are_those_the_faststream_transport_sends() -> None:
     document = asyncapi_document([BookRegistered])
     headers = document["components"]["messages"]["book_registered_v1"]["headers"]
 
-    assert set(faststream.HEADERS.values()) == set(headers["properties"])
+    # and the W3C Trace Context headers, sent from the envelope's "trace" when traced
+    trace_context = {"traceparent", "tracestate"}
+    assert set(faststream.HEADERS.values()) | trace_context == set(headers["properties"])
 
 
 @pytest.mark.parametrize("cls", [str, Event])
