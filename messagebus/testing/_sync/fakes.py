@@ -7,6 +7,7 @@ only if it commits, and a rollback forgets it.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any, ClassVar, Generic, Protocol, runtime_checkable
 
@@ -22,6 +23,7 @@ from messagebus.service._sync.repository import (
     TModel,
 )
 from messagebus.service._sync.unit_of_work import SyncAbstractUnitOfWork
+from messagebus.service.errors import ConfigurationError
 from messagebus.testing._common import SentEnvelope
 
 __all__ = [
@@ -156,6 +158,8 @@ class SyncInMemoryUnitOfWork(
 
     :param transport: where the published messages go; a new
         :class:`SyncInMemoryTransport` by default, kept as :attr:`transport`.
+    :raises ~messagebus.ConfigurationError: from :meth:`commit` and :meth:`rollback`, when
+        a repository's ``commit()`` or ``rollback()`` is a function.
     """
 
     def __init__(
@@ -174,11 +178,22 @@ class SyncInMemoryUnitOfWork(
             setattr(self, name, repository)
 
     def _in_memory_repositories(self) -> list[_InMemory]:
-        return [
+        repositories = [
             member
             for member in vars(self).values()
             if isinstance(member, SyncAbstractRepository) and isinstance(member, _InMemory)
         ]
+        for repository in repositories:
+            for method in (repository.commit, repository.rollback):
+                if inspect.iscoroutinefunction(method):
+                    # Called as a plain method, it would end nothing and warn later.
+                    raise ConfigurationError(
+                        f"{type(repository).__name__}.{method.__name__}() is a coroutine "
+                        f"function: the in-memory unit of work calls commit() and "
+                        f"rollback() of its repositories as plain methods; make them plain "
+                        f"(def), or end their transaction in a commit() of your unit of work"
+                    )
+        return repositories
 
     def commit(self) -> None:
         """Keep the writes of every in-memory repository."""
