@@ -177,7 +177,7 @@ class AsyncInMemoryUnitOfWork(
             setattr(self, name, repository)
 
     def _in_memory_repositories(self) -> list[_InMemory]:
-        repositories = [
+        repositories: list[_InMemory] = [
             member
             for member in vars(self).values()
             if isinstance(member, AsyncAbstractRepository) and isinstance(member, _InMemory)

@@ -178,7 +178,7 @@ class SyncInMemoryUnitOfWork(
             setattr(self, name, repository)
 
     def _in_memory_repositories(self) -> list[_InMemory]:
-        repositories = [
+        repositories: list[_InMemory] = [
             member
             for member in vars(self).values()
             if isinstance(member, SyncAbstractRepository) and isinstance(member, _InMemory)
