@@ -70,6 +70,7 @@ async def test_a_fresh_message_is_sent_in_a_child_span_of_its_creation(
     assert [created.span_id] == [link.context.span_id for link in send.links]
     assert {
         "messaging.message.id": envelope["id"],
+        "messaging.message.conversation_id": envelope["correlation_id"],
         "messaging.destination.name": "book-1",
         "messagebus.stream": "book-1",
         "messagebus.message.name": "book_registered",

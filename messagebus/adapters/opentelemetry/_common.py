@@ -29,6 +29,8 @@ to the message's creation: that trace ended long ago.
 """
 
 MESSAGE_ID = "messaging.message.id"
+# The conventions' name for what messagebus calls the correlation id.
+CONVERSATION_ID = "messaging.message.conversation_id"
 OPERATION_TYPE = "messaging.operation.type"
 # The name of the operation before the semantic conventions 1.26, still read by backends.
 OPERATION = "messaging.operation"
@@ -59,10 +61,11 @@ def operation(name: str) -> Attributes:
 
 
 def message_attributes(message: Message[Any]) -> Attributes:
-    """Return the attributes that describe ``message``: id, name, version and kind."""
+    """Return the attributes that describe ``message``: ids, name, version and kind."""
     metadata = message.metadata
     return {
         MESSAGE_ID: str(message.message_id),
+        CONVERSATION_ID: str(message.conversation_id),
         MESSAGE_NAME: metadata.name,
         SCHEMA_VERSION: metadata.schema_version,
         MESSAGE_KIND: "command" if isinstance(message, GenericCommand) else "event",

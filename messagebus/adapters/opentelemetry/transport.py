@@ -8,6 +8,7 @@ from typing import Any
 from opentelemetry.trace import SpanKind, TracerProvider
 
 from messagebus.adapters.opentelemetry._common import (
+    CONVERSATION_ID,
     DEFAULT_PARENT_WITHIN,
     DESTINATION,
     MESSAGE_ID,
@@ -78,6 +79,9 @@ class TracingTransport(AsyncAbstractEventstreamTransport):
         destination = self._destination(envelope.get("type"), stream)
         attributes = type_attributes(envelope.get("type")) | operation("send")
         attributes[MESSAGE_ID] = str(envelope.get("id"))
+        conversation = envelope.get("correlation_id")
+        if conversation is not None:
+            attributes[CONVERSATION_ID] = str(conversation)
         if destination is not None:
             attributes[DESTINATION] = destination
         if stream is not None:

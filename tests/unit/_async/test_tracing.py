@@ -83,6 +83,7 @@ async def test_handle_each_handler_and_the_commit_are_spans(
     ]
     assert {
         "messaging.message.id": str(command.message_id),
+        "messaging.message.conversation_id": str(command.message_id),
         "messaging.operation.type": "process",
         "messaging.operation": "process",
         "messagebus.message.name": "register_book",
@@ -90,6 +91,9 @@ async def test_handle_each_handler_and_the_commit_are_spans(
         "messagebus.message.kind": "command",
     } == dict(handle.attributes or {})
     assert "event" == (event_handler.attributes or {})["messagebus.message.kind"]
+    # The event continues the command's conversation.
+    conversation = (event_handler.attributes or {})["messaging.message.conversation_id"]
+    assert str(command.message_id) == conversation
     assert (
         "tests.unit._async.test_tracing.register"
         == (handler.attributes or {})["code.function.name"]

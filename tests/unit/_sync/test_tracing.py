@@ -84,6 +84,7 @@ def test_handle_each_handler_and_the_commit_are_spans(
     ]
     assert {
         "messaging.message.id": str(command.message_id),
+        "messaging.message.conversation_id": str(command.message_id),
         "messaging.operation.type": "process",
         "messaging.operation": "process",
         "messagebus.message.name": "register_book",
@@ -91,6 +92,9 @@ def test_handle_each_handler_and_the_commit_are_spans(
         "messagebus.message.kind": "command",
     } == dict(handle.attributes or {})
     assert "event" == (event_handler.attributes or {})["messagebus.message.kind"]
+    # The event continues the command's conversation.
+    conversation = (event_handler.attributes or {})["messaging.message.conversation_id"]
+    assert str(command.message_id) == conversation
     assert (
         "tests.unit._sync.test_tracing.register" == (handler.attributes or {})["code.function.name"]
     )
