@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Insert, MetaData, insert
+from sqlalchemy import Insert, MetaData, Select, insert
 
 from messagebus.adapters.sqlalchemy._compat import SyncConnection
 from messagebus.adapters.sqlalchemy.outbox.wakeup import notify_statement, outbox_committed
@@ -38,6 +38,20 @@ def _default_tables() -> MessagebusTables:
     # In a metadata of its own: the statements only need the names and the types,
     # whichever metadata created the tables.
     return messagebus_tables(MetaData())
+
+
+@functools.lru_cache(maxsize=64)
+def _statements(tables: MessagebusTables) -> tuple[Insert, Insert, Select[Any]]:
+    """Build the message store's statements once per tables, for all its stores.
+
+    A consumer builds a unit of work, hence a message store, per message: building the
+    statements anew each time would cost SQLAlchemy a cache key per statement too.
+    """
+    return (
+        insert(tables.messages),
+        insert(tables.outbox),
+        notify_statement(tables.outbox.name),
+    )
 
 
 def _kind(message: Message[Any]) -> str:
@@ -120,9 +134,7 @@ class SyncSqlAlchemyMessageStoreRepository(SyncAbstractMessageStoreRepository):
                 )
         self.stream = stream
         self.serializer = serializer if serializer is not None else MessageSerializer()
-        self._insert_message: Insert = insert(self.tables.messages)
-        self._insert_outbox: Insert = insert(self.tables.outbox)
-        self._notify = notify_statement(self.tables.outbox.name)
+        self._insert_message, self._insert_outbox, self._notify = _statements(self.tables)
         self._outbox_written_on: SyncConnection | None = None
 
     def _stream_of(self, message: Message[Any]) -> str:
@@ -142,9 +154,22 @@ class SyncSqlAlchemyMessageStoreRepository(SyncAbstractMessageStoreRepository):
 
     def _add(self, message: Message[Any]) -> None:
         """Insert ``message`` into the message store and, if it is published, the outbox."""
+        self._store(message, outboxed=self.outbox and message.metadata.published)
+
+    def add_received(self, message: Message[Any]) -> None:
+        """Insert ``message``, received from another service, into the message store only.
+
+        Its producer published it; it gets no outbox row here. Its ``message_id`` is the
+        producer's: in a message store table that the producer writes too, the insert
+        fails on the primary key, so give the consumer's unit of work tables of its own.
+
+        .. versionadded:: 0.17
+        """
+        self._store(message, outboxed=False)
+
+    def _store(self, message: Message[Any], *, outboxed: bool) -> None:
         connection = self._uow.connection
         metadata = message.metadata
-        outboxed = self.outbox and metadata.published
         # Named before any write, so that a wrong stream leaves no row of this message.
         stream = self._stream_of(message) if outboxed else ""
         connection.execute(
