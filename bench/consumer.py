@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import importlib.util
 import json
 import pstats
 import re
@@ -194,15 +195,16 @@ async def run(impl: str, warmup: int, count: int, profile: bool) -> float:
         await engine.dispose()
 
 
-def child(args: argparse.Namespace, impl: str, count: int) -> list[str]:
-    return [sys.executable, "-m", "bench.consumer", "--run", impl, str(count), "--loop", args.loop]
+def child(args: argparse.Namespace, impl: str, count: int, loop: str | None = None) -> list[str]:
+    command = [sys.executable, "-m", "bench.consumer", "--run", impl, str(count)]
+    return [*command, "--loop", loop or args.loop]
 
 
-def instructions(impl: str, args: argparse.Namespace) -> float:
+def instructions(impl: str, args: argparse.Namespace, loop: str | None = None) -> float:
     counts = []
     for count in (SHORT, LONG):
         command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
-        command += child(args, impl, count)
+        command += child(args, impl, count, loop)
         done = subprocess.run(
             command, capture_output=True, text=True, check=False, env={"PYTHONHASHSEED": "0"}
         )
@@ -244,6 +246,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'implementation':15} {'instr/msg':>10} {'x floor':>8}  ({args.loop})")
         for impl, value in counts.items():
             print(f"{impl:15} {value:10,.0f} {value / counts['floor']:8.2f}")
+        if args.loop == "asyncio" and importlib.util.find_spec("uvloop") is not None:
+            # The same two, on uvloop: what the event loop costs a message.
+            for impl in ("ours", "floor"):
+                other = instructions(impl, args, "uvloop") - instructions("harness", args, "uvloop")
+                print(
+                    f"{impl + ' (uvloop)':15} {other:10,.0f} {other / counts['floor']:8.2f}"
+                    f"  uvloop x asyncio: {other / counts[impl]:.2f}"
+                )
         return 0
     figures: dict[str, list[float]] = {impl: [] for impl in IMPLEMENTATIONS}
     for _ in range(args.rounds):
