@@ -311,6 +311,7 @@ async def floor_publisher(
         .limit(BATCH)
     )
     while True:
+        wake.clear()  # before reading: a commit from now on wakes the wait below
         async with engine.begin() as connection:
             rows = (await connection.execute(pending)).all()
             for _, stream, payload in rows:
@@ -329,7 +330,6 @@ async def floor_publisher(
                     .values(delivered_at=datetime.now(UTC), attempts=outbox.c.attempts + 1)
                 )
         if len(rows) < BATCH:
-            wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), 1.0)
 
