@@ -41,16 +41,18 @@ def _default_tables() -> MessagebusTables:
 
 
 @functools.lru_cache(maxsize=64)
-def _statements(tables: MessagebusTables) -> tuple[Insert, Insert, Select[Any]]:
+def _statements(tables: MessagebusTables) -> tuple[Insert, Insert, Select[Any], int | None]:
     """Build the message store's statements once per tables, for all its stores.
 
     A consumer builds a unit of work, hence a message store, per message: building the
-    statements anew each time would cost SQLAlchemy a cache key per statement too.
+    statements anew each time would cost SQLAlchemy a cache key per statement too. The
+    last item is the length of the outbox's ``stream`` column.
     """
     return (
         insert(tables.messages),
         insert(tables.outbox),
         notify_statement(tables.outbox.name),
+        getattr(tables.outbox.c.stream.type, "length", None),
     )
 
 
@@ -124,7 +126,9 @@ class SyncSqlAlchemyMessageStoreRepository(SyncAbstractMessageStoreRepository):
         self._uow = uow
         self.tables = tables if tables is not None else _default_tables()
         self.outbox = outbox
-        self._longest_stream: int | None = getattr(self.tables.outbox.c.stream.type, "length", None)
+        self._insert_message, self._insert_outbox, self._notify, self._longest_stream = _statements(
+            self.tables
+        )
         if not callable(stream):
             problem = stream_problem(stream, self._longest_stream)
             if problem is not None:
@@ -134,7 +138,6 @@ class SyncSqlAlchemyMessageStoreRepository(SyncAbstractMessageStoreRepository):
                 )
         self.stream = stream
         self.serializer = serializer if serializer is not None else MessageSerializer()
-        self._insert_message, self._insert_outbox, self._notify = _statements(self.tables)
         self._outbox_written_on: SyncConnection | None = None
 
     def _stream_of(self, message: Message[Any]) -> str:
