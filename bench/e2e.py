@@ -572,6 +572,12 @@ async def broker_section(kind: str, args: argparse.Namespace) -> tuple[bool, boo
             f"{result.best(impl, 'p50_ms', lowest=True):7.2f} "
             f"{result.best(impl, 'p99_ms', lowest=True):7.2f}"
         )
+    slowest = min(run.rate for runs in result.runs.values() for run in runs)
+    if slowest < 2 * args.rate:
+        print(
+            f"  note: a round ran at {slowest:.0f} msg/s, under twice the latency part's "
+            f"{args.rate:.0f}/s: its latencies include queueing (a busy machine?)"
+        )
     raw, transport = await publish_rates(kind, args)
     print(f"{kind:7} publish one at a time: raw {raw:.0f} msg/s, transport {transport:.0f} msg/s")
     ok = True
