@@ -219,8 +219,8 @@ async def consume(  # noqa: PLR0915 - two consumers side by side
                 await connection.commit()
             finally:
                 await connection.close()
+            record(envelope["id"])  # committed: where ours records it too
             await message.ack()
-            record(envelope["id"])
 
         options: dict[str, Any] = {"ack_policy": AckPolicy.MANUAL}
         args, kwargs = _floor_subscription(kind, names)
