@@ -141,7 +141,17 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
     parser.add_argument("--no-pypi", action="store_true", help="skip messagebus 0.16.1")
-    parser.add_argument("--core-only", action="store_true", help="skip bench/sql.py")
+    parser.add_argument(
+        "--core-only", action="store_true", help="skip bench/sql.py and bench/e2e.py"
+    )
+    parser.add_argument(
+        "--no-brokers", action="store_true", help="skip bench/e2e.py (outbox to inbox)"
+    )
+    parser.add_argument(
+        "--brokers",
+        action="store_true",
+        help="only bench/e2e.py: outbox to inbox over Redis, RabbitMQ, NATS",
+    )
     parser.add_argument(
         "--profile", action="store_true", help="profile our bus with cProfile instead"
     )
@@ -265,13 +275,28 @@ def checks(series: dict[tuple[str, str], Series], with_pypi: bool) -> list[tuple
 
 
 def run_plugins(args: argparse.Namespace) -> int:
-    """Run `bench/sql.py` if it exists, with the flags it is documented to receive."""
-    if args.core_only or not Path(__file__).with_name("sql.py").exists():
+    """Run `bench/sql.py` and `bench/e2e.py`, with the flags they are documented to receive."""
+    if args.core_only:
         return 0
-    print("\n== SQL unit of work (bench/sql.py) ==", flush=True)
-    module = importlib.import_module("bench.sql")
     flags = [flag for flag in ("--quick", "--strict") if getattr(args, flag[2:])]
-    return int(module.main(flags))
+    status = 0
+    if Path(__file__).with_name("sql.py").exists():
+        print("\n== SQL unit of work (bench/sql.py) ==", flush=True)
+        status = int(importlib.import_module("bench.sql").main(flags))
+    if not args.no_brokers:
+        status = max(status, run_brokers(flags))
+    return status
+
+
+def run_brokers(flags: list[str]) -> int:
+    """Run `bench/e2e.py`: outbox to inbox on each broker that answers, against the floor."""
+    print("\n== Outbox to inbox over the brokers (bench/e2e.py) ==", flush=True)
+    try:
+        e2e = importlib.import_module("bench.e2e")
+    except ImportError as exc:  # faststream or a broker client missing
+        print(f"skipped: {exc}; run it with `nox -s bench`")
+        return 0
+    return int(e2e.main(flags))
 
 
 def profile(args: argparse.Namespace) -> int:
@@ -379,6 +404,8 @@ def count_instructions(args: argparse.Namespace) -> int:
 
 def main(argv: list[str]) -> int:
     args = parse(argv)
+    if args.brokers:
+        return run_brokers([flag for flag in ("--quick", "--strict") if getattr(args, flag[2:])])
     if args.profile:
         return profile(args)
     if args.breakdown:

@@ -3,7 +3,8 @@
 ``messagebus-relay --transport`` and ``messagebus-consume --consumer`` take the same kind of
 argument, a callable that makes the object the command runs with (:func:`call_factory`),
 and both stop after the work in hand on a first signal, at once on a second
-(:func:`stop_on_signals`).
+(:func:`stop_on_signals`). Both run on uvloop when it is installed (``messagebus[uvloop]``),
+unless ``--loop asyncio`` says not to (:func:`event_loop_factory`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,35 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["call_factory", "stop_on_signals"]
+__all__ = ["LOOPS", "call_factory", "event_loop_factory", "loop_name", "stop_on_signals"]
+
+LOOPS = ("auto", "asyncio", "uvloop")
+"""The choices of ``--loop``: ``auto`` is uvloop when it is installed, else asyncio's."""
+
+
+def event_loop_factory(name: str, prog: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """Return the ``loop_factory`` of :class:`asyncio.Runner` for ``--loop name``.
+
+    ``None`` is asyncio's own loop. uvloop takes a quarter or more off the CPU time a
+    message costs the relay and the consumer (``bench/e2e.py``), so ``auto`` uses it when
+    it is installed. ``uvloop`` when it is not installed exits with status 2 and a line
+    that says what to install.
+    """
+    if name == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if name == "uvloop":
+            print(f"{prog}: --loop uvloop: pip install 'messagebus[uvloop]'", file=sys.stderr)
+            raise SystemExit(2) from None
+        return None
+    return uvloop.new_event_loop
+
+
+def loop_name() -> str:
+    """Return the name of the running event loop's package: ``asyncio`` or ``uvloop``."""
+    return type(asyncio.get_running_loop()).__module__.partition(".")[0]
 
 
 async def call_factory(spec: str, option: str, example: str, error: type[Exception]) -> Any:

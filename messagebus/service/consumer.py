@@ -111,6 +111,16 @@ class AsyncConsumer(Generic[TAsyncUow]):
         is bad", such as a database that cannot be reached. An error that says it
         invalidated its connection (SQLAlchemy's ``connection_invalidated``, when the
         database went away in the middle of a transaction) is one too.
+    :param record_received: also keep the received message in the unit of work's
+        message store (:meth:`~messagebus.AsyncAbstractMessageStoreRepository.add_received`),
+        in the transaction, before its handlers run. Off by default: the inbox row is
+        the receipt, and it saves a write per message. Either way the received message
+        is never published again (no outbox row, no publisher): its producer did; the
+        messages its handlers raise are stored and published as usual. On: the SQL
+        message store's row has the producer's ``message_id``, so give the consumer's
+        unit of work tables of its own (another ``prefix`` of
+        :func:`~messagebus.adapters.sqlalchemy.messagebus_tables`) when it shares a
+        database with the producer, or every insert fails on the primary key.
     :raises ConfigurationError: the registry's upcasters have a gap.
 
     .. versionadded:: 0.17
@@ -129,6 +139,7 @@ class AsyncConsumer(Generic[TAsyncUow]):
         retries: int = 3,
         backoff: Callable[[int], float] = exponential_backoff,
         transient_errors: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError),
+        record_received: bool = False,
     ) -> None:
         if retries < 0:
             raise ValueError(f"retries is {retries}: pass 0 or more")
@@ -143,6 +154,7 @@ class AsyncConsumer(Generic[TAsyncUow]):
         self.retries = retries
         self.backoff = backoff
         self.transient_errors = transient_errors
+        self.record_received = record_received
         self.stats = ConsumerStats()
         """What became of the messages received so far."""
 
@@ -211,7 +223,15 @@ class AsyncConsumer(Generic[TAsyncUow]):
             if not claimed:
                 await transaction.rollback()
                 return Outcome.duplicate
-            await self.bus.handle(message, transaction)  # type: ignore[arg-type]
+            store = transaction.uow.messagestore
+            if self.record_received:
+                await store.add_received(message)
+            # The bus stores each message it handles: not this one, its producer's.
+            store.received = message
+            try:
+                await self.bus.handle(message, transaction)  # type: ignore[arg-type]
+            finally:
+                store.received = None
             await transaction.commit()
         return Outcome.handled
 

@@ -123,15 +123,40 @@ def test_an_option_of_another_broker_is_refused() -> None:
         FastStreamTransport(RedisBroker(), exchange="events")
 
 
-@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop", "auto without uvloop"])
 async def test_the_consumer_runs_on_either_event_loop(loop: str, tmp_path: Path) -> None:
     from tests.brokers.processes import scenario
 
+    options: tuple[str, ...] = ("--loop", loop)
+    extra: dict[str, str] = {}
+    if loop == "auto without uvloop":
+        options, extra, loop = (), {"PYTHONPATH": str(without_uvloop(tmp_path))}, "asyncio"
     async with scenario("redis", tmp_path) as found:
         await found.outbox.add({"books": 3})
         relay = await found.start_relay()
-        consumer = await found.start_consumer("--loop", loop, "--progress-interval", "0")
+        consumer = await found.start_consumer(*options, "--progress-interval", "0", **extra)
         await found.wait_until_applied(3)
         assert 0 == await consumer.stop()
         assert 0 == await relay.stop()
         assert f"{loop} event loop" in consumer.stderr
+
+
+def without_uvloop(tmp_path: Path) -> Path:
+    """Return a folder that, first on ``PYTHONPATH``, makes ``import uvloop`` fail."""
+    folder = tmp_path / "no-uvloop"
+    (folder / "uvloop").mkdir(parents=True)
+    (folder / "uvloop" / "__init__.py").write_text("raise ImportError('no uvloop here')\n")
+    return folder
+
+
+def test_asking_for_uvloop_without_it_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from messagebus._commands import event_loop_factory
+
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop raises ImportError
+    assert event_loop_factory("auto", "prog") is None  # asyncio's loop
+    with pytest.raises(SystemExit) as exited:
+        event_loop_factory("uvloop", "prog")
+    assert 2 == exited.value.code
+    assert "prog: --loop uvloop: pip install 'messagebus[uvloop]'" in capsys.readouterr().err

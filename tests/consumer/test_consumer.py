@@ -9,9 +9,13 @@ from typing import Any
 import pytest
 
 from messagebus import (
+    AsyncAbstractEventstreamTransport,
+    AsyncEventstreamPublisher,
+    AsyncSinkholeMessageStoreRepository,
     AsyncUnitOfWorkTransaction,
     ConfigurationError,
     Event,
+    Message,
     MessageRegistry,
     Metadata,
 )
@@ -325,3 +329,62 @@ async def test_run_retries_a_message_given_back_before_the_next_one() -> None:
 def test_retries_must_not_be_negative() -> None:
     with pytest.raises(ValueError, match="retries is -1"):
         make_consumer(Store(), retries=-1)
+
+
+class _Sent(AsyncAbstractEventstreamTransport):
+    def __init__(self) -> None:
+        self.sent: list[Mapping[str, Any]] = []
+
+    async def send_message_serialized(self, message: Mapping[str, Any]) -> None:
+        self.sent.append(message)
+
+
+class _KeepingStore(AsyncSinkholeMessageStoreRepository):
+    """Keeps what it is given to store, and publishes with ``publisher``."""
+
+    def __init__(self, publisher: AsyncEventstreamPublisher) -> None:
+        super().__init__(publisher)
+        self.kept: list[Message[Any]] = []
+
+    async def add(self, message: Message[Any]) -> None:
+        if message is not self.received:
+            self.kept.append(message)
+        await super().add(message)
+
+    async def add_received(self, message: Message[Any]) -> None:
+        self.kept.append(message)
+
+
+@pytest.mark.parametrize("record_received", [False, True])
+async def test_the_received_message_is_never_published_again(record_received: bool) -> None:
+    """Its producer published it: the consumer's unit of work sends only what it raised."""
+    transport = _Sent()
+    stores: list[_KeepingStore] = []
+
+    def uow() -> UnitOfWork:
+        unit = UnitOfWork(Store())
+        unit.messagestore = _KeepingStore(AsyncEventstreamPublisher(transport))
+        stores.append(unit.messagestore)
+        return unit
+
+    bus = make_bus()
+
+    async def raise_one(
+        event: BookRegistered, transaction: AsyncUnitOfWorkTransaction[Any]
+    ) -> None:
+        await transaction.uow.messagestore.add(Shelved(id=event.id))
+
+    bus.add_listener(BookRegistered, raise_one)
+    consumer = AsyncConsumer(bus, uow, name="projection", record_received=record_received)
+    event = BookRegistered(id="1", title="Dune", pages=412)
+    assert Outcome.handled == await consumer.receive(envelope(event), {})
+    assert ["shelved_v1"] == [sent["type"] for sent in transport.sent]
+    [store] = stores
+    kept = [type(message).__name__ for message in store.kept]
+    assert (["BookRegistered", "Shelved"] if record_received else ["Shelved"]) == kept
+    assert store.received is None
+
+
+class Shelved(Event):
+    id: str
+    metadata: Metadata = Metadata(name="shelved", schema_version=1, published=True)

@@ -25,7 +25,7 @@ from messagebus.adapters.sqlalchemy._compat import AsyncEngine, create_async_eng
 from messagebus.consumer import AsyncConsumer, Outcome
 from tests.integration._async.books import AsyncBookUnitOfWork, make_bus, register_book
 from tests.integration.conftest import Database, Schema
-from tests.integration.model import RegisterBook
+from tests.integration.model import BookRegistered, RegisterBook
 
 
 def no_wait(failures: int) -> float:
@@ -349,3 +349,50 @@ async def test_old_inbox_rows_are_deleted(
     assert 2 == await inbox.delete_handled_before(engine, later, consumer="other")
     assert {"library"} == {row.consumer for row in await rows(engine, schema.messagebus.inbox)}
     assert 2 == await inbox.delete_handled_before(engine, later)
+
+
+@pytest.mark.parametrize("record_received", [False, True])
+async def test_the_received_message_is_stored_only_when_asked_and_never_outboxed(
+    engine: AsyncEngine, schema: Schema, dead_letters: Table, record_received: bool
+) -> None:
+    consumer = consumer_of(engine, schema, dead_letters, record_received=record_received)
+    command = RegisterBook(id="1", title="Dune")
+    assert Outcome.handled == await consumer.receive(body_of(command), {})
+    stored = {row.name for row in await rows(engine, schema.messagebus.messages)}
+    expected = {"register_book", "book_registered"} if record_received else {"book_registered"}
+    assert expected == stored
+    [outboxed] = await rows(engine, schema.messagebus.outbox)
+    assert "book_registered_v1" == outboxed.type  # what the handler raised, not the command
+
+
+@pytest.mark.parametrize("record_received", [False, True])
+async def test_a_consumer_in_the_tables_of_the_producer(
+    engine: AsyncEngine, schema: Schema, dead_letters: Table, record_received: bool
+) -> None:
+    """By default it shares them; recording the received message there collides."""
+    producer = AsyncBookUnitOfWork(engine, schema)
+    async with producer as transaction:
+        await make_bus().handle(RegisterBook(id="1", title="Dune"), transaction)
+        await transaction.commit()
+    [row] = await rows(engine, schema.messagebus.outbox)
+    body = json.dumps(row.payload).encode()
+    bus = make_bus()
+    seen: list[str] = []
+
+    async def project(event: BookRegistered, transaction: Any) -> None:
+        seen.append(event.id)
+
+    bus.add_listener(BookRegistered, project)
+    consumer = consumer_of(
+        engine, schema, dead_letters, bus, retries=0, record_received=record_received
+    )
+    outcome = await consumer.receive(body, {})
+    if record_received:
+        # The producer's message store row has this message_id already.
+        assert Outcome.dead_lettered == outcome
+        assert 0 == await count(engine, schema.messagebus.inbox)
+    else:
+        assert Outcome.handled == outcome
+        assert ["1"] == seen
+        assert 1 == await count(engine, schema.messagebus.inbox)
+    assert 1 == await count(engine, schema.messagebus.outbox)  # not sent again

@@ -350,3 +350,25 @@ async def test_a_row_dead_after_max_attempts_is_retried_from_the_command_line(
     assert sorted(ids) == sorted(await delivered_ids(db))
     if on_dead == "block":
         assert ids == relay.sent()  # the order held
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop", "auto without uvloop"])
+async def test_the_relay_runs_on_either_event_loop(
+    db: OutboxDatabase, tmp_path: Path, loop: str
+) -> None:
+    """uvloop when it is installed (auto), asyncio's loop when it is not or when asked."""
+    ids = await db.add({"a": 3})
+    relay = Relay(db, tmp_path / "sent.txt")
+    options: tuple[str, ...] = ("--loop", loop)
+    if loop == "auto without uvloop":
+        blocked = tmp_path / "no-uvloop"
+        (blocked / "uvloop").mkdir(parents=True)
+        (blocked / "uvloop" / "__init__.py").write_text("raise ImportError('no uvloop here')\n")
+        relay.env["PYTHONPATH"] = os.pathsep.join([str(blocked), relay.env["PYTHONPATH"]])
+        options, loop = (), "asyncio"
+
+    status, stderr = await relay.run("--once", "--log-level", "DEBUG", *options)
+
+    assert 0 == status, stderr
+    assert sorted(ids) == sorted(relay.sent())
+    assert f"outbox relay: {loop} event loop" in stderr

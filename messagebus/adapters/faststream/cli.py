@@ -30,10 +30,10 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from messagebus._commands import call_factory, stop_on_signals
+from messagebus._commands import LOOPS, call_factory, event_loop_factory, loop_name, stop_on_signals
 from messagebus.service.errors import ConfigurationError
 
 from .config import (
@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        with asyncio.Runner(loop_factory=_loop_factory(args.loop)) as runner:
+        with asyncio.Runner(loop_factory=event_loop_factory(args.loop, PROG)) as runner:
             return runner.run(_serve(args))
     except ConfigurationError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
@@ -126,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--loop",
-        choices=["auto", "asyncio", "uvloop"],
+        choices=LOOPS,
         default="auto",
         help="the event loop; auto: uvloop when it is installed (%(default)s)",
     )
@@ -138,19 +138,6 @@ def _parser() -> argparse.ArgumentParser:
         help="(%(default)s)",
     )
     return parser
-
-
-def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    if name == "asyncio":
-        return None
-    try:
-        import uvloop
-    except ImportError:
-        if name == "uvloop":
-            print(f"{PROG}: --loop uvloop: pip install 'messagebus[uvloop]'", file=sys.stderr)
-            raise SystemExit(2) from None
-        return None
-    return uvloop.new_event_loop
 
 
 def _seconds(value: str) -> float:
@@ -194,7 +181,7 @@ async def _serve(args: argparse.Namespace) -> int:
             shown,
             subscription.group,
             subscription.member,
-            type(asyncio.get_running_loop()).__module__.partition(".")[0],
+            loop_name(),
         )
         await _wait(stopping, consumer, args.progress_interval)
         # FastStream waits for the message being handled, then closes the connection.

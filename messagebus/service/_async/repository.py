@@ -48,6 +48,11 @@ class AsyncAbstractMessageStoreRepository(abc.ABC):
         transaction is committed; ``None`` publishes nothing.
     """
 
+    received: Message[Any] | None = None
+    """The message a consumer received from another service and is handling in this
+    transaction: :meth:`add` skips it (the consumer records it with
+    :meth:`add_received`, or not at all), so that it is not published again."""
+
     def __init__(self, publisher: AsyncEventstreamPublisher | None = None) -> None:
         self.publisher = publisher
         self.stream_buffer: MutableSequence[Message[Any]] = []
@@ -58,9 +63,18 @@ class AsyncAbstractMessageStoreRepository(abc.ABC):
 
     async def add(self, message: Message[Any]) -> None:
         """Store ``message`` and, if it is published, keep it for the event stream."""
+        if message is self.received:
+            return
         await self._add(message)
         if message.metadata.published:
             self.stream_buffer.append(message)
+
+    async def add_received(self, message: Message[Any]) -> None:
+        """Store ``message``, received from another service, without publishing it again.
+
+        .. versionadded:: 0.17
+        """
+        await self._add(message)
 
     async def publish_eventstream(self) -> None:
         """Send the buffered messages to the event stream, then forget them."""
@@ -80,8 +94,13 @@ class AsyncSinkholeMessageStoreRepository(AsyncAbstractMessageStoreRepository):
 
     async def add(self, message: Message[Any]) -> None:
         """Keep ``message`` for the publisher if it is published; store nothing."""
+        if message is self.received:
+            return
         if self.publisher is not None and message.metadata.published:
             self.stream_buffer.append(message)
 
     async def _add(self, message: Message[Any]) -> None:
+        """Drop the message."""
+
+    async def add_received(self, message: Message[Any]) -> None:
         """Drop the message."""

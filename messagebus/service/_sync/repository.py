@@ -49,6 +49,11 @@ class SyncAbstractMessageStoreRepository(abc.ABC):
         transaction is committed; ``None`` publishes nothing.
     """
 
+    received: Message[Any] | None = None
+    """The message a consumer received from another service and is handling in this
+    transaction: :meth:`add` skips it (the consumer records it with
+    :meth:`add_received`, or not at all), so that it is not published again."""
+
     def __init__(self, publisher: SyncEventstreamPublisher | None = None) -> None:
         self.publisher = publisher
         self.stream_buffer: MutableSequence[Message[Any]] = []
@@ -59,9 +64,18 @@ class SyncAbstractMessageStoreRepository(abc.ABC):
 
     def add(self, message: Message[Any]) -> None:
         """Store ``message`` and, if it is published, keep it for the event stream."""
+        if message is self.received:
+            return
         self._add(message)
         if message.metadata.published:
             self.stream_buffer.append(message)
+
+    def add_received(self, message: Message[Any]) -> None:
+        """Store ``message``, received from another service, without publishing it again.
+
+        .. versionadded:: 0.17
+        """
+        self._add(message)
 
     def publish_eventstream(self) -> None:
         """Send the buffered messages to the event stream, then forget them."""
@@ -81,8 +95,13 @@ class SyncSinkholeMessageStoreRepository(SyncAbstractMessageStoreRepository):
 
     def add(self, message: Message[Any]) -> None:
         """Keep ``message`` for the publisher if it is published; store nothing."""
+        if message is self.received:
+            return
         if self.publisher is not None and message.metadata.published:
             self.stream_buffer.append(message)
 
     def _add(self, message: Message[Any]) -> None:
+        """Drop the message."""
+
+    def add_received(self, message: Message[Any]) -> None:
         """Drop the message."""

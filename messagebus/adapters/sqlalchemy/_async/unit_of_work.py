@@ -89,6 +89,7 @@ class AsyncSqlAlchemyUnitOfWork(
 
     engine: AsyncEngine
     """The engine the connections come from."""
+    _connection: AsyncConnection | None
 
     def __init__(
         self,
@@ -101,9 +102,12 @@ class AsyncSqlAlchemyUnitOfWork(
         publisher: AsyncEventstreamPublisher | None = None,
         metrics_store: AbstractMetricsStore | None = None,
     ) -> None:
-        self.engine = engine
-        self._connection: AsyncConnection | None = None
-        self.messagestore = AsyncSqlAlchemyMessageStoreRepository(
+        # None of these is a repository: set without the base class's __setattr__, which
+        # looks for repositories (a consumer builds a unit of work per message).
+        members = self.__dict__
+        members["engine"] = engine
+        members["_connection"] = None
+        members["messagestore"] = AsyncSqlAlchemyMessageStoreRepository(
             self,
             tables=tables,
             outbox=outbox,
@@ -163,7 +167,7 @@ class AsyncSqlAlchemyUnitOfWork(
         except BaseException:
             await connection.close()
             raise
-        self._connection = connection
+        self.__dict__["_connection"] = connection  # not a repository: no __setattr__
         return transaction
 
     async def commit(self) -> None:
@@ -183,7 +187,8 @@ class AsyncSqlAlchemyUnitOfWork(
 
     async def release(self) -> None:
         """Return the connection to the pool: the transaction is closed, however it ended."""
-        connection, self._connection = self._connection, None
+        members = self.__dict__
+        connection, members["_connection"] = members.get("_connection"), None
         if connection is None:
             return
         try:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import Insert, MetaData, func, insert
+from sqlalchemy import Insert, MetaData, Select, func, insert
 
 from messagebus.adapters.sqlalchemy._compat import SyncConnection
 from messagebus.adapters.sqlalchemy.outbox.wakeup import notify_statement, outbox_committed
@@ -37,6 +37,35 @@ def _default_tables() -> MessagebusTables:
     # In a metadata of its own: the statements only need the names and the types,
     # whichever metadata created the tables.
     return messagebus_tables(MetaData())
+
+
+class _Statements(NamedTuple):
+    insert_message: Insert
+    insert_outbox: Insert
+    # On PostgreSQL a row is due from the database's now(), the clock the relays compare
+    # with: a writer whose clock runs ahead would otherwise hold its rows back by as
+    # much. (SQLite is a file of this host: its clock is the writer's.)
+    insert_outbox_pg: Insert
+    notify: Select[Any]
+    longest_stream: int | None
+    """The length of the outbox's ``stream`` column."""
+
+
+@functools.lru_cache(maxsize=64)
+def _statements(tables: MessagebusTables) -> _Statements:
+    """Build the message store's statements once per tables, for all its stores.
+
+    A consumer builds a unit of work, hence a message store, per message: building the
+    statements anew each time would cost SQLAlchemy a cache key per statement too.
+    """
+    now = func.now()
+    return _Statements(
+        insert_message=insert(tables.messages),
+        insert_outbox=insert(tables.outbox),
+        insert_outbox_pg=insert(tables.outbox).values(created_at=now, available_at=now),
+        notify=notify_statement(tables.outbox.name),
+        longest_stream=getattr(tables.outbox.c.stream.type, "length", None),
+    )
 
 
 def _kind(message: Message[Any]) -> str:
@@ -109,7 +138,12 @@ class SyncSqlAlchemyMessageStoreRepository(SyncAbstractMessageStoreRepository):
         self._uow = uow
         self.tables = tables if tables is not None else _default_tables()
         self.outbox = outbox
-        self._longest_stream: int | None = getattr(self.tables.outbox.c.stream.type, "length", None)
+        statements = _statements(self.tables)
+        self._insert_message = statements.insert_message
+        self._insert_outbox = statements.insert_outbox
+        self._insert_outbox_pg = statements.insert_outbox_pg
+        self._notify = statements.notify
+        self._longest_stream = statements.longest_stream
         if not callable(stream):
             problem = stream_problem(stream, self._longest_stream)
             if problem is not None:
@@ -119,16 +153,6 @@ class SyncSqlAlchemyMessageStoreRepository(SyncAbstractMessageStoreRepository):
                 )
         self.stream = stream
         self.serializer = serializer if serializer is not None else MessageSerializer()
-        self._insert_message: Insert = insert(self.tables.messages)
-        self._insert_outbox: Insert = insert(self.tables.outbox)
-        # On PostgreSQL a row is due from the database's now(), the clock the relays
-        # compare with: a writer whose clock runs ahead would otherwise hold its rows
-        # back by as much. (SQLite is a file of this host: its clock is the writer's.)
-        now = func.now()
-        self._insert_outbox_pg: Insert = insert(self.tables.outbox).values(
-            created_at=now, available_at=now
-        )
-        self._notify = notify_statement(self.tables.outbox.name)
         self._outbox_written_on: SyncConnection | None = None
 
     def _stream_of(self, message: Message[Any]) -> str:
@@ -148,9 +172,22 @@ class SyncSqlAlchemyMessageStoreRepository(SyncAbstractMessageStoreRepository):
 
     def _add(self, message: Message[Any]) -> None:
         """Insert ``message`` into the message store and, if it is published, the outbox."""
+        self._store(message, outboxed=self.outbox and message.metadata.published)
+
+    def add_received(self, message: Message[Any]) -> None:
+        """Insert ``message``, received from another service, into the message store only.
+
+        Its producer published it; it gets no outbox row here. Its ``message_id`` is the
+        producer's: in a message store table that the producer writes too, the insert
+        fails on the primary key, so give the consumer's unit of work tables of its own.
+
+        .. versionadded:: 0.17
+        """
+        self._store(message, outboxed=False)
+
+    def _store(self, message: Message[Any], *, outboxed: bool) -> None:
         connection = self._uow.connection
         metadata = message.metadata
-        outboxed = self.outbox and metadata.published
         # Named before any write, so that a wrong stream leaves no row of this message.
         stream = self._stream_of(message) if outboxed else ""
         connection.execute(

@@ -90,6 +90,7 @@ class SyncSqlAlchemyUnitOfWork(
 
     engine: SyncEngine
     """The engine the connections come from."""
+    _connection: SyncConnection | None
 
     def __init__(
         self,
@@ -102,9 +103,12 @@ class SyncSqlAlchemyUnitOfWork(
         publisher: SyncEventstreamPublisher | None = None,
         metrics_store: AbstractMetricsStore | None = None,
     ) -> None:
-        self.engine = engine
-        self._connection: SyncConnection | None = None
-        self.messagestore = SyncSqlAlchemyMessageStoreRepository(
+        # None of these is a repository: set without the base class's __setattr__, which
+        # looks for repositories (a consumer builds a unit of work per message).
+        members = self.__dict__
+        members["engine"] = engine
+        members["_connection"] = None
+        members["messagestore"] = SyncSqlAlchemyMessageStoreRepository(
             self,
             tables=tables,
             outbox=outbox,
@@ -164,7 +168,7 @@ class SyncSqlAlchemyUnitOfWork(
         except BaseException:
             connection.close()
             raise
-        self._connection = connection
+        self.__dict__["_connection"] = connection  # not a repository: no __setattr__
         return transaction
 
     def commit(self) -> None:
@@ -184,7 +188,8 @@ class SyncSqlAlchemyUnitOfWork(
 
     def release(self) -> None:
         """Return the connection to the pool: the transaction is closed, however it ended."""
-        connection, self._connection = self._connection, None
+        members = self.__dict__
+        connection, members["_connection"] = members.get("_connection"), None
         if connection is None:
             return
         try:

@@ -18,6 +18,9 @@ delivered; 1 with ``--once`` when a send failed (the row waits for its backoff) 
 second signal, which stops without finishing the row; 2 when the configuration is wrong
 or the database cannot be reached, with one line on stderr that says why.
 
+``run`` runs on uvloop when that is installed (``messagebus[uvloop]``; ``--loop asyncio``
+not to).
+
 The operator's commands work on the same database and table options:
 
 - ``messagebus-relay status`` prints the pending, delivered and dead rows and the age of
@@ -40,6 +43,7 @@ import traceback
 from collections.abc import Coroutine, Sequence
 from typing import Any, NoReturn
 
+from messagebus._commands import LOOPS, event_loop_factory
 from messagebus.adapters.sqlalchemy.outbox.cli_admin import add_commands, administer
 from messagebus.adapters.sqlalchemy.outbox.cli_common import RelayConfigurationError
 from messagebus.adapters.sqlalchemy.outbox.cli_run import serve
@@ -83,8 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level, handlers=[handler])
     logging.captureWarnings(True)  # through the handler that hides the secrets
     try:
-        command = serve if args.command == "run" else administer
-        return asyncio.run(_settled(command(args, database)))
+        if args.command == "run":
+            with asyncio.Runner(loop_factory=event_loop_factory(args.loop, PROG)) as runner:
+                return runner.run(_settled(serve(args, database)))
+        return asyncio.run(_settled(administer(args, database)))
     except RelayConfigurationError as exc:
         print(redact(f"{PROG}: {exc}"), file=sys.stderr)
         return 2
@@ -158,6 +164,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--batch-size", type=_positive_int, default=100, help="rows per batch (%(default)s)"
+    )
+    run.add_argument(
+        "--loop",
+        choices=LOOPS,
+        default="auto",
+        help="the event loop; auto: uvloop when it is installed (%(default)s)",
     )
     run.add_argument(
         "--poll-interval",

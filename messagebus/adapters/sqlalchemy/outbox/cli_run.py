@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from messagebus._commands import call_factory, stop_on_signals
+from messagebus._commands import call_factory, loop_name, stop_on_signals
 from messagebus.adapters.sqlalchemy.outbox.admin import AsyncOutboxAdmin
 from messagebus.adapters.sqlalchemy.outbox.backoff import Backoff
 from messagebus.adapters.sqlalchemy.outbox.cli_common import (
@@ -75,6 +75,7 @@ async def serve(args: argparse.Namespace, database: DatabaseUrl) -> int:
                 relay.outbox.name,
                 pending,
             )
+            logger.debug("outbox relay: %s event loop", loop_name())
             if args.once:
                 status = await _deliver_due(relay)
             else:
