@@ -237,7 +237,7 @@ class AsyncOutboxRelay:
             while not self.stopping:
                 self._wake.clear()
                 try:
-                    started = await self._start_streams(active)
+                    await self._start_streams(active)
                     await self._chores()
                     await keep_listening()
                 except (SQLAlchemyError, OSError) as exc:
@@ -251,8 +251,10 @@ class AsyncOutboxRelay:
                     await self._wait(active.values(), delay, wakeable=False)
                     continue
                 errors = 0
-                if not started or len(active) >= self.concurrency:
-                    await self._wait(active.values(), self.poll_interval, wakeable=True)
+                # Even after starting streams: looking again at once would find nothing
+                # new but compete with their claims. A commit, a delivery that ends (a
+                # free slot, maybe more rows of its stream) or the poll ends the wait.
+                await self._wait(active.values(), self.poll_interval, wakeable=True)
                 _reap(active)
             await asyncio.gather(*active.values(), return_exceptions=True)
         finally:
@@ -261,18 +263,15 @@ class AsyncOutboxRelay:
             # Each task gives its marks a short, bounded chance, then ends.
             await asyncio.gather(*active.values(), return_exceptions=True)
 
-    async def _start_streams(self, active: dict[str, asyncio.Task[int]]) -> bool:
-        """Start the due streams that free slots allow; return whether one started."""
+    async def _start_streams(self, active: dict[str, asyncio.Task[int]]) -> None:
+        """Start the due streams that free slots allow."""
         _reap(active)
         if len(active) >= self.concurrency:
-            return False
-        started = False
+            return
         for stream in await self._due_streams(exclude=active):
             if len(active) >= self.concurrency:
                 break
             active[stream] = asyncio.create_task(self._deliver_logged(stream))
-            started = True
-        return started
 
     async def _deliver_logged(self, stream: str) -> int:
         try:
