@@ -6,6 +6,8 @@ be called. The repositories are attributes of the transaction, kept in step with
 unit of work.
 """
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -45,6 +47,43 @@ class AlwaysPublishing(AsyncSinkholeMessageStoreRepository):
     async def publish_eventstream(self) -> None:
         self.published += 1
         await super().publish_eventstream()
+
+
+class AddingItsOwnWay(AsyncSinkholeMessageStoreRepository):
+    """A store that overrides add() itself: the bus must call it for every message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.added: list[str] = []
+
+    async def add(self, message: Any) -> None:
+        self.added.append(message.metadata.name)
+
+
+class Failing(Exception):
+    pass
+
+
+class TimingErrors(SinkholeMetricsStore):
+    """A timer that records the error it saw, and swallows it if told to."""
+
+    def __init__(self, swallow: bool) -> None:
+        self.swallow = swallow
+        self.seen: list[Any] = []
+
+    @contextlib.contextmanager
+    def _timer(self) -> Iterator[None]:
+        try:
+            yield
+        except Failing as error:
+            self.seen.append(error)
+            if not self.swallow:
+                raise
+        else:
+            self.seen.append(None)
+
+    def command_processing_timer(self, command: Any) -> Any:
+        return self._timer()
 
 
 def bus() -> AsyncMessageBus[AsyncInMemoryUnitOfWork]:
@@ -115,3 +154,37 @@ async def test_a_repository_named_like_a_transaction_attribute_does_not_hide_it(
         assert uow.status in uow._repositories().all  # still part of the unit of work
         await transaction.commit()
     assert books.calls == []
+
+
+async def test_a_store_that_overrides_add_gets_every_message() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    uow.messagestore = store = AddingItsOwnWay()
+    await register(uow)
+    assert ["register_book", "book_registered"] == store.added
+
+
+@pytest.mark.parametrize("swallow", [False, True])
+async def test_the_command_timer_sees_the_error_of_a_handler(swallow: bool) -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    uow.metrics_store = timing = TimingErrors(swallow)
+    failing_bus: AsyncMessageBus[AsyncInMemoryUnitOfWork] = AsyncMessageBus()
+
+    async def fail(command: RegisterBook, transaction: Any) -> None:
+        raise Failing
+
+    failing_bus.add_listener(RegisterBook, fail)
+    async with uow as transaction:
+        if swallow:  # as a `with` block whose manager swallows the error: None is returned
+            assert await failing_bus.handle(RegisterBook(id="1", title="Dune"), transaction) is None
+        else:
+            with pytest.raises(Failing):
+                await failing_bus.handle(RegisterBook(id="1", title="Dune"), transaction)
+        await transaction.rollback()
+    assert [Failing] == [type(error) for error in timing.seen]
+
+
+async def test_a_timed_command_that_succeeds_closes_its_timer() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    uow.metrics_store = timing = TimingErrors(swallow=False)
+    await register(uow)
+    assert [None] == timing.seen

@@ -7,6 +7,8 @@ be called. The repositories are attributes of the transaction, kept in step with
 unit of work.
 """
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -46,6 +48,43 @@ class AlwaysPublishing(SyncSinkholeMessageStoreRepository):
     def publish_eventstream(self) -> None:
         self.published += 1
         super().publish_eventstream()
+
+
+class AddingItsOwnWay(SyncSinkholeMessageStoreRepository):
+    """A store that overrides add() itself: the bus must call it for every message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.added: list[str] = []
+
+    def add(self, message: Any) -> None:
+        self.added.append(message.metadata.name)
+
+
+class Failing(Exception):
+    pass
+
+
+class TimingErrors(SinkholeMetricsStore):
+    """A timer that records the error it saw, and swallows it if told to."""
+
+    def __init__(self, swallow: bool) -> None:
+        self.swallow = swallow
+        self.seen: list[Any] = []
+
+    @contextlib.contextmanager
+    def _timer(self) -> Iterator[None]:
+        try:
+            yield
+        except Failing as error:
+            self.seen.append(error)
+            if not self.swallow:
+                raise
+        else:
+            self.seen.append(None)
+
+    def command_processing_timer(self, command: Any) -> Any:
+        return self._timer()
 
 
 def bus() -> SyncMessageBus[SyncInMemoryUnitOfWork]:
@@ -116,3 +155,37 @@ def test_a_repository_named_like_a_transaction_attribute_does_not_hide_it(
         assert uow.status in uow._repositories().all  # still part of the unit of work
         transaction.commit()
     assert books.calls == []
+
+
+def test_a_store_that_overrides_add_gets_every_message() -> None:
+    uow = SyncInMemoryUnitOfWork()
+    uow.messagestore = store = AddingItsOwnWay()
+    register(uow)
+    assert ["register_book", "book_registered"] == store.added
+
+
+@pytest.mark.parametrize("swallow", [False, True])
+def test_the_command_timer_sees_the_error_of_a_handler(swallow: bool) -> None:
+    uow = SyncInMemoryUnitOfWork()
+    uow.metrics_store = timing = TimingErrors(swallow)
+    failing_bus: SyncMessageBus[SyncInMemoryUnitOfWork] = SyncMessageBus()
+
+    def fail(command: RegisterBook, transaction: Any) -> None:
+        raise Failing
+
+    failing_bus.add_listener(RegisterBook, fail)
+    with uow as transaction:
+        if swallow:  # as a `with` block whose manager swallows the error: None is returned
+            assert failing_bus.handle(RegisterBook(id="1", title="Dune"), transaction) is None
+        else:
+            with pytest.raises(Failing):
+                failing_bus.handle(RegisterBook(id="1", title="Dune"), transaction)
+        transaction.rollback()
+    assert [Failing] == [type(error) for error in timing.seen]
+
+
+def test_a_timed_command_that_succeeds_closes_its_timer() -> None:
+    uow = SyncInMemoryUnitOfWork()
+    uow.metrics_store = timing = TimingErrors(swallow=False)
+    register(uow)
+    assert [None] == timing.seen
