@@ -164,7 +164,11 @@ class AsyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TAsyncMessageStore
     ) -> None:
         transaction = self._transaction
         if exc is None and transaction.status is _committed and not transaction._detached:
-            await transaction._close()  # the usual way out
+            # The usual way out: _close() without a coroutine of its own, since most
+            # transactions have nothing to release or publish.
+            publish = transaction._closing()
+            if publish is not None:
+                await transaction._release_then_publish(publish)
         else:
             await transaction._end(exc)
 
@@ -243,7 +247,9 @@ class AsyncUnitOfWorkTransaction(Generic[TAsyncUow]):
         self.uow = uow
         self.status = _running
         self._detached = False
-        self._hooks: list[AsyncDependency] = []
+        # A tuple, replaced on add_listener(): most transactions have no listener, and
+        # the empty tuple is a constant where an empty list is an allocation.
+        self._hooks: tuple[AsyncDependency, ...] = ()
         # How the unit of work is set up is read here, once per transaction, and
         # nowhere else. Each answer spares a call that would do nothing:
         # - an override of collect_new_events() is called after each handler, else the
@@ -292,7 +298,7 @@ class AsyncUnitOfWorkTransaction(Generic[TAsyncUow]):
 
     def add_listener(self, listener: AsyncDependency) -> AsyncDependency:
         """Tell ``listener`` how the transaction ends; return it."""
-        self._hooks.append(listener)
+        self._hooks = (*self._hooks, listener)
         return listener
 
     async def commit(self) -> None:
@@ -382,13 +388,24 @@ class AsyncUnitOfWorkTransaction(Generic[TAsyncUow]):
 
     async def _close(self) -> None:
         """Close the transaction: the one place that does, however it ended."""
+        publish = self._closing()
+        if publish is not None:
+            await self._release_then_publish(publish)
+
+    def _closing(self) -> bool | None:
+        """Mark the transaction closed and count it: the part of :meth:`_close` that awaits nothing.
+
+        Return ``None`` when nothing is left to do, else whether to publish, for
+        :meth:`_release_then_publish`.
+        """
         status = self.status
         self.status = _closed
         uow = self.uow
         uow.metrics_store.inc_transaction_closed_count(status)
         publish = status is _committed and (self._publishes or bool(uow.messagestore.stream_buffer))
         if self._releases or publish:
-            await self._release_then_publish(publish)
+            return publish
+        return None
 
     async def _release_then_publish(self, publish: bool) -> None:
         try:

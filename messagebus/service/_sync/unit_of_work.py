@@ -165,7 +165,11 @@ class SyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TSyncMessageStore, 
     ) -> None:
         transaction = self._transaction
         if exc is None and transaction.status is _committed and not transaction._detached:
-            transaction._close()  # the usual way out
+            # The usual way out: _close() without a coroutine of its own, since most
+            # transactions have nothing to release or publish.
+            publish = transaction._closing()
+            if publish is not None:
+                transaction._release_then_publish(publish)
         else:
             transaction._end(exc)
 
@@ -244,7 +248,9 @@ class SyncUnitOfWorkTransaction(Generic[TSyncUow]):
         self.uow = uow
         self.status = _running
         self._detached = False
-        self._hooks: list[SyncDependency] = []
+        # A tuple, replaced on add_listener(): most transactions have no listener, and
+        # the empty tuple is a constant where an empty list is an allocation.
+        self._hooks: tuple[SyncDependency, ...] = ()
         # How the unit of work is set up is read here, once per transaction, and
         # nowhere else. Each answer spares a call that would do nothing:
         # - an override of collect_new_events() is called after each handler, else the
@@ -293,7 +299,7 @@ class SyncUnitOfWorkTransaction(Generic[TSyncUow]):
 
     def add_listener(self, listener: SyncDependency) -> SyncDependency:
         """Tell ``listener`` how the transaction ends; return it."""
-        self._hooks.append(listener)
+        self._hooks = (*self._hooks, listener)
         return listener
 
     def commit(self) -> None:
@@ -383,13 +389,24 @@ class SyncUnitOfWorkTransaction(Generic[TSyncUow]):
 
     def _close(self) -> None:
         """Close the transaction: the one place that does, however it ended."""
+        publish = self._closing()
+        if publish is not None:
+            self._release_then_publish(publish)
+
+    def _closing(self) -> bool | None:
+        """Mark the transaction closed and count it: the part of :meth:`_close` that awaits nothing.
+
+        Return ``None`` when nothing is left to do, else whether to publish, for
+        :meth:`_release_then_publish`.
+        """
         status = self.status
         self.status = _closed
         uow = self.uow
         uow.metrics_store.inc_transaction_closed_count(status)
         publish = status is _committed and (self._publishes or bool(uow.messagestore.stream_buffer))
         if self._releases or publish:
-            self._release_then_publish(publish)
+            return publish
+        return None
 
     def _release_then_publish(self, publish: bool) -> None:
         try:
