@@ -175,7 +175,7 @@ class SyncMessageBus(Generic[TSyncUow]):
             sinkhole = adds is _SINKHOLE_ADD
             base = adds is _BASE_ADD
             members = uow.__dict__
-            result = None
+            result = returned = None
             queue: list[Message[Any]] = [command]
             index = 0
             # A list read with an index is the FIFO: the events raised while handling are
@@ -193,8 +193,6 @@ class SyncMessageBus(Generic[TSyncUow]):
                         returned = callback(message, transaction)
                     else:
                         returned = message_hook(message, transaction, dependencies)
-                    if message is command:
-                        result = returned
                     # After each handler, the events of the models the repositories saw.
                     if collects:
                         raised = len(queue)
@@ -208,6 +206,8 @@ class SyncMessageBus(Generic[TSyncUow]):
                         if repository.seen:  # most handlers raise nothing: look first
                             _take_new_events(repositories, message, queue)
                             break
+                if message is command:  # its one handler's result (an event's last one's)
+                    result = returned
                 if sinkhole:
                     if store.publisher is not None and message.metadata.published:
                         store.stream_buffer.append(message)
