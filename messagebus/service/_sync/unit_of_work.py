@@ -268,8 +268,12 @@ class SyncUnitOfWorkTransaction(Generic[TSyncUow]):
         self._publishes = type(uow.messagestore).publish_eventstream is not _BASE_PUBLISH
         # The repositories are attributes of the transaction too, kept in step by the
         # unit of work's __setattr__: `transaction.books` costs no __getattr__ call.
+        # They are set one by one: reading self.__dict__ would make CPython 3.11 turn
+        # the instance's inline attributes into a dict, which costs more than this loop
+        # and slows every later attribute access.
         found = uow.__dict__.get(_REPOSITORIES) or uow._repositories()
-        self.__dict__.update(found.for_transaction)
+        for name, repository in found.for_transaction.items():
+            setattr(self, name, repository)
 
     def __getattr__(self, name: str) -> Any:
         # Only called for names the transaction lacks: the unit of work's attributes.
