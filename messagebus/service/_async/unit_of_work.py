@@ -20,7 +20,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast
 
 from messagebus.domain.model import Message, TransactionError, TransactionStatus
 from messagebus.ports.observability import (
@@ -63,25 +63,28 @@ _closed = TransactionStatus.closed
 
 _SHARED_METRICS = SinkholeMetricsStore()
 # The repositories of a unit of work (see _Repositories), kept in its __dict__ until an
-# attribute that is, or was, a repository is set or deleted.
+# attribute is set or deleted.
 _REPOSITORIES = "_messagebus_repositories"
+# Deleted, for AsyncUnitOfWorkTransaction._member_set().
+_DELETED = object()
 
 
 class _Repositories:
-    """The repositories among the attributes of a unit of work, as the bus reads them."""
+    """The repositories among the attributes of a unit of work, as the bus reads them.
+
+    Also the attributes of the unit of work that its transactions copy (see
+    :func:`_transaction_class`).
+    """
 
     __slots__ = ("all", "for_transaction")
 
-    def __init__(self, members: dict[str, Any]) -> None:
-        by_name = {
-            name: member
-            for name, member in members.items()
-            if isinstance(member, AsyncAbstractRepository)
-        }
-        self.all: tuple[AsyncAbstractRepository[Any], ...] = tuple(by_name.values())
-        # Those a transaction takes as attributes of its own (see _OWN_NAMES).
+    def __init__(self, members: dict[str, Any], uow_class: type) -> None:
+        self.all: tuple[AsyncAbstractRepository[Any], ...] = tuple(
+            member for member in members.values() if isinstance(member, AsyncAbstractRepository)
+        )
+        skipped = _transaction_class(uow_class)._not_copied
         self.for_transaction = {
-            name: repository for name, repository in by_name.items() if name not in _OWN_NAMES
+            name: value for name, value in members.items() if name not in skipped
         }
 
 
@@ -108,14 +111,13 @@ class AsyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TAsyncMessageStore
     _transaction: AsyncUnitOfWorkTransaction[Any]
 
     def __setattr__(self, name: str, value: Any) -> None:
+        # A transaction copies the attributes of its unit of work: they are looked for
+        # again when next needed, and the open transaction follows the change.
         members = self.__dict__
-        if isinstance(value, AsyncAbstractRepository) or isinstance(
-            members.get(name), AsyncAbstractRepository
-        ):
-            members.pop(_REPOSITORIES, None)  # looked for again when next needed
-            transaction: AsyncUnitOfWorkTransaction[Any] | None = members.get("_transaction")
-            if transaction is not None and transaction.status is not _closed:
-                transaction._repository_set(name, value)
+        members.pop(_REPOSITORIES, None)
+        transaction: AsyncUnitOfWorkTransaction[Any] | None = members.get("_transaction")
+        if transaction is not None and transaction.status is not _closed:
+            transaction._member_set(name, value)
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
@@ -123,7 +125,7 @@ class AsyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TAsyncMessageStore
         members.pop(_REPOSITORIES, None)
         transaction: AsyncUnitOfWorkTransaction[Any] | None = members.get("_transaction")
         if transaction is not None and transaction.status is not _closed:
-            transaction._repository_set(name, None)
+            transaction._member_set(name, _DELETED)
         object.__delattr__(self, name)
 
     def collect_new_events(self) -> Iterator[Message[Any]]:
@@ -139,7 +141,7 @@ class AsyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TAsyncMessageStore
         members = self.__dict__
         found: _Repositories | None = members.get(_REPOSITORIES)
         if found is None:
-            found = members[_REPOSITORIES] = _Repositories(members)
+            found = members[_REPOSITORIES] = _Repositories(members, type(self))
         return found
 
     async def __aenter__(self) -> AsyncUnitOfWorkTransaction[Self]:
@@ -151,7 +153,7 @@ class AsyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TAsyncMessageStore
                 f"({current.status.value}): finish it before opening another one, "
                 f"or give each concurrent task its own unit of work"
             )
-        transaction = AsyncUnitOfWorkTransaction(self)
+        transaction = _transaction_class(type(self))(self)
         members["_transaction"] = transaction  # not a repository: no need for __setattr__
         self.metrics_store.inc_beginned_transaction_count()
         return transaction
@@ -274,21 +276,24 @@ class AsyncUnitOfWorkTransaction(Generic[TAsyncUow]):
         for name, repository in found.for_transaction.items():
             setattr(self, name, repository)
 
-    def __getattr__(self, name: str) -> Any:
-        # Only called for names the transaction lacks: the unit of work's attributes.
-        return getattr(self.uow, name)
+    if TYPE_CHECKING:  # the attributes of the unit of work, typed Any (see _transaction_class)
+
+        def __getattr__(self, name: str) -> Any: ...
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {type(self.uow).__name__} {self.status.value}>"
 
-    def _repository_set(self, name: str, repository: object) -> None:
-        """Follow a repository attribute of the unit of work set, replaced or deleted."""
-        if name in _OWN_NAMES:
+    _not_copied: frozenset[str] = frozenset()
+    """The names of the unit of work that a transaction does not copy (see _transaction_class)."""
+
+    def _member_set(self, name: str, value: object) -> None:
+        """Follow an attribute of the unit of work set, replaced or deleted (``_DELETED``)."""
+        if name in self._not_copied:
             return
-        if isinstance(repository, AsyncAbstractRepository):
-            self.__dict__[name] = repository
+        if value is _DELETED:
+            self.__dict__.pop(name, None)
         else:
-            self.__dict__.pop(name, None)  # __getattr__ finds what the unit of work has
+            setattr(self, name, value)
 
     @property
     def messagestore(self) -> AsyncAbstractMessageStoreRepository:
@@ -420,9 +425,11 @@ class AsyncUnitOfWorkTransaction(Generic[TAsyncUow]):
                 await self.uow.messagestore.publish_eventstream()
 
 
-# The names of the transaction itself: a repository of the same name stays behind
-# __getattr__ (`transaction.status` is the transaction's status, whatever the unit of
-# work holds).
+# The names of the unit of work that are the bus's bookkeeping, not for a transaction.
+_INTERNAL_NAMES = frozenset({"_transaction", _REPOSITORIES})
+# The names of the transaction itself: an attribute of the unit of work of the same name
+# is not copied (`transaction.status` is the transaction's status, whatever the unit of
+# work holds); it stays reachable as `transaction.uow.status`.
 _OWN_NAMES = frozenset(dir(AsyncUnitOfWorkTransaction)) | {
     "uow",
     "status",
@@ -434,3 +441,63 @@ _OWN_NAMES = frozenset(dir(AsyncUnitOfWorkTransaction)) | {
     "_counts",
     "_publishes",
 }
+
+
+class _FromUnitOfWork:
+    """A name of the unit of work's class, read on the transaction: the unit of work's."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, transaction: Any, owner: type | None = None) -> Any:
+        if transaction is None:
+            return self
+        return getattr(transaction.uow, self.name)
+
+
+def _read_from_unit_of_work(transaction: Any, name: str) -> Any:
+    return getattr(transaction.uow, name)
+
+
+_TRANSACTION_CLASSES: dict[type, type[AsyncUnitOfWorkTransaction[Any]]] = {}
+
+
+def _transaction_class(uow_class: type) -> type[AsyncUnitOfWorkTransaction[Any]]:
+    """Return the class of the transactions of ``uow_class``, made on first use.
+
+    ``transaction.name`` is the unit of work's attribute ``name`` (the 0.16 way), without
+    ``__getattr__``: on CPython 3.11 a class that defines one gets none of its attribute
+    reads specialized, and the bus reads the transaction's own attributes on every
+    command. Instead:
+
+    - the names of the unit of work's class (methods, properties, class attributes)
+      are read through :class:`_FromUnitOfWork` descriptors of this subclass;
+    - the other attributes of the unit of work (repositories and all) are copied onto
+      the transaction when it opens, and kept in step by the unit of work's
+      ``__setattr__`` and ``__delattr__`` while it is open.
+
+    A unit of work class with a ``__getattr__`` or ``__getattribute__`` of its own
+    keeps it reachable: its transactions forward any other name with ``__getattr__``.
+    The transaction's own names always win (``transaction.status``, ``commit``...).
+    """
+    found = _TRANSACTION_CLASSES.get(uow_class)
+    if found is not None:
+        return found
+    base = AsyncUnitOfWorkTransaction
+    class_names = {name for name in dir(uow_class) if not name.startswith("__")}
+    namespace: dict[str, Any] = {
+        name: _FromUnitOfWork(name) for name in class_names if name not in _OWN_NAMES
+    }
+    namespace["_not_copied"] = frozenset(class_names | _OWN_NAMES | _INTERNAL_NAMES)
+    if (
+        getattr(uow_class, "__getattr__", None) is not None
+        or uow_class.__getattribute__ is not object.__getattribute__  # type: ignore[comparison-overlap]
+    ):
+        namespace["__getattr__"] = _read_from_unit_of_work
+    namespace["__module__"] = base.__module__
+    namespace["__qualname__"] = base.__qualname__
+    found = cast(type[AsyncUnitOfWorkTransaction[Any]], type(base.__name__, (base,), namespace))
+    _TRANSACTION_CLASSES[uow_class] = found
+    return found

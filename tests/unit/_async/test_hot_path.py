@@ -15,6 +15,7 @@ import pytest
 from messagebus import (
     AsyncMessageBus,
     AsyncSinkholeMessageStoreRepository,
+    AsyncUnitOfWorkTransaction,
     SinkholeMetricsStore,
 )
 from tests.unit._async.fakes import AsyncInMemoryBookRepository, AsyncInMemoryUnitOfWork
@@ -188,3 +189,74 @@ async def test_a_timed_command_that_succeeds_closes_its_timer() -> None:
     uow.metrics_store = timing = TimingErrors(swallow=False)
     await register(uow)
     assert [None] == timing.seen
+
+
+class WithExtras(AsyncInMemoryUnitOfWork):
+    """A unit of work with a property, a method and a class attribute of its own."""
+
+    shelf = "A"
+
+    @property
+    def shelved(self) -> str:
+        return f"on shelf {self.shelf}"
+
+    def count_books(self) -> int:
+        return len(self.books.books)
+
+
+async def test_the_transaction_reads_every_attribute_of_its_unit_of_work() -> None:
+    uow = WithExtras()
+    uow.clock = "12:00"
+    async with uow as transaction:
+        assert "on shelf A" == transaction.shelved  # a property, computed by the uow
+        assert 0 == transaction.count_books()  # a method, bound to the uow
+        assert uow.calls is transaction.calls  # an attribute set in __init__
+        assert "12:00" == transaction.clock  # set before the transaction
+        uow.shelf = "B"  # shadows the class attribute
+        uow.clock = "12:01"  # replaced during the transaction
+        uow.librarian = "Ann"  # new during the transaction
+        assert ("B", "on shelf B") == (transaction.shelf, transaction.shelved)
+        assert ("12:01", "Ann") == (transaction.clock, transaction.librarian)
+        del uow.clock
+        assert not hasattr(transaction, "clock")
+        with pytest.raises(AttributeError):
+            transaction.nothing
+        await transaction.commit()
+
+
+async def test_an_attribute_named_like_one_of_the_transaction_does_not_hide_it() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    uow.status = "open for business"
+    async with uow as transaction:
+        assert transaction.status.value == "running"
+        assert "open for business" == transaction.uow.status
+        await transaction.commit()
+
+
+class Dynamic(AsyncInMemoryUnitOfWork):
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("dynamic_"):
+            return name.removeprefix("dynamic_")
+        raise AttributeError(name)
+
+
+async def test_a_unit_of_work_with_its_own_getattr_keeps_it_reachable() -> None:
+    uow = Dynamic()
+    async with uow as transaction:
+        assert "shelf" == transaction.dynamic_shelf
+        assert uow.books is transaction.books
+        with pytest.raises(AttributeError):
+            transaction.nothing
+        await transaction.commit()
+
+
+async def test_the_transaction_of_a_plain_unit_of_work_has_no_getattr(
+    uow: AsyncInMemoryUnitOfWork,
+) -> None:
+    # With a __getattr__, CPython 3.11 specializes none of the attribute reads on a
+    # transaction, which the bus makes on every command.
+    async with uow as transaction:
+        assert not hasattr(type(transaction), "__getattr__")
+        assert isinstance(transaction, AsyncUnitOfWorkTransaction)
+        assert repr(transaction).startswith("<AsyncUnitOfWorkTransaction ")
+        await transaction.commit()
