@@ -25,7 +25,6 @@ from messagebus.service._async.repository import (
     AsyncSinkholeMessageStoreRepository,
 )
 from messagebus.service._async.unit_of_work import (
-    _REPOSITORIES,
     AsyncUnitOfWorkTransaction,
     TAsyncUow,
 )
@@ -173,7 +172,6 @@ class AsyncMessageBus(Generic[TAsyncUow]):
             adds = type(store).add
             sinkhole = adds is _SINKHOLE_ADD
             base = adds is _BASE_ADD
-            members = uow.__dict__
             result = returned = None
             queue: list[Message[Any]] = [command]
             index = 0
@@ -199,8 +197,11 @@ class AsyncMessageBus(Generic[TAsyncUow]):
                         if len(queue) > raised:
                             _caused_by(message, queue, raised)
                         continue
-                    # The repositories are read again: a handler may have set one.
-                    repositories = (members.get(_REPOSITORIES) or uow._repositories()).all
+                    # The repositories are read again if a handler set an attribute of
+                    # the unit of work (see AsyncUnitOfWorkTransaction._repositories_all).
+                    repositories = transaction._repositories_all
+                    if repositories is None:
+                        repositories = transaction._repositories_all = uow._repositories().all
                     for repository in repositories:
                         if repository.seen:  # most handlers raise nothing: look first
                             _take_new_events(repositories, message, queue)

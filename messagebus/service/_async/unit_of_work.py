@@ -18,6 +18,7 @@ where they are stricter than the PyPI ``messagebus`` package:
 from __future__ import annotations
 
 import abc
+import contextlib
 from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast
@@ -275,6 +276,11 @@ class AsyncUnitOfWorkTransaction(Generic[TAsyncUow]):
         found = uow.__dict__.get(_REPOSITORIES) or uow._repositories()
         for name, repository in found.for_transaction.items():
             setattr(self, name, repository)
+        # The repositories the bus looks at after each handler; None once an attribute
+        # of the unit of work is set (a handler may set a repository): then the bus
+        # asks the unit of work again. A read on the transaction costs less than a
+        # look in the unit of work's __dict__.
+        self._repositories_all: tuple[AsyncAbstractRepository[Any], ...] | None = found.all
 
     if TYPE_CHECKING:  # the attributes of the unit of work, typed Any (see _transaction_class)
 
@@ -288,10 +294,13 @@ class AsyncUnitOfWorkTransaction(Generic[TAsyncUow]):
 
     def _member_set(self, name: str, value: object) -> None:
         """Follow an attribute of the unit of work set, replaced or deleted (``_DELETED``)."""
+        self._repositories_all = None
         if name in self._not_copied:
             return
         if value is _DELETED:
-            self.__dict__.pop(name, None)
+            # Not vars(self): reading it would turn the inline attributes into a dict.
+            with contextlib.suppress(AttributeError):
+                delattr(self, name)
         else:
             setattr(self, name, value)
 
@@ -440,6 +449,7 @@ _OWN_NAMES = frozenset(dir(AsyncUnitOfWorkTransaction)) | {
     "_times",
     "_counts",
     "_publishes",
+    "_repositories_all",
 }
 
 

@@ -26,7 +26,6 @@ from messagebus.service._sync.repository import (
     SyncSinkholeMessageStoreRepository,
 )
 from messagebus.service._sync.unit_of_work import (
-    _REPOSITORIES,
     SyncUnitOfWorkTransaction,
     TSyncUow,
 )
@@ -174,7 +173,6 @@ class SyncMessageBus(Generic[TSyncUow]):
             adds = type(store).add
             sinkhole = adds is _SINKHOLE_ADD
             base = adds is _BASE_ADD
-            members = uow.__dict__
             result = returned = None
             queue: list[Message[Any]] = [command]
             index = 0
@@ -200,8 +198,11 @@ class SyncMessageBus(Generic[TSyncUow]):
                         if len(queue) > raised:
                             _caused_by(message, queue, raised)
                         continue
-                    # The repositories are read again: a handler may have set one.
-                    repositories = (members.get(_REPOSITORIES) or uow._repositories()).all
+                    # The repositories are read again if a handler set an attribute of
+                    # the unit of work (see SyncUnitOfWorkTransaction._repositories_all).
+                    repositories = transaction._repositories_all
+                    if repositories is None:
+                        repositories = transaction._repositories_all = uow._repositories().all
                     for repository in repositories:
                         if repository.seen:  # most handlers raise nothing: look first
                             _take_new_events(repositories, message, queue)

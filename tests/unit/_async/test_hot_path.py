@@ -20,7 +20,7 @@ from messagebus import (
 )
 from tests.unit._async.fakes import AsyncInMemoryBookRepository, AsyncInMemoryUnitOfWork
 from tests.unit._async.handlers import books
-from tests.unit.model import RegisterBook
+from tests.unit.model import Book, BookRegistered, RegisterBook
 
 
 class CountingOnly(SinkholeMetricsStore):
@@ -260,3 +260,26 @@ async def test_the_transaction_of_a_plain_unit_of_work_has_no_getattr(
         assert isinstance(transaction, AsyncUnitOfWorkTransaction)
         assert repr(transaction).startswith("<AsyncUnitOfWorkTransaction ")
         await transaction.commit()
+
+
+async def test_the_events_of_a_repository_a_handler_set_are_handled() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    handled: list[str] = []
+    shelving_bus: AsyncMessageBus[AsyncInMemoryUnitOfWork] = AsyncMessageBus()
+
+    async def register(command: RegisterBook, transaction: Any) -> None:
+        transaction.uow.shelves = shelves = AsyncInMemoryBookRepository()  # a new one
+        book = Book(id=command.id, title=command.title)
+        book.messages.append(BookRegistered(id=book.id, title=book.title))
+        await shelves.add(book)
+
+    async def on_registered(event: BookRegistered, transaction: Any) -> None:
+        handled.append(event.id)
+
+    shelving_bus.add_listener(RegisterBook, register)
+    shelving_bus.add_listener(BookRegistered, on_registered)
+    async with uow as transaction:
+        await shelving_bus.handle(RegisterBook(id="1", title="Dune"), transaction)
+        assert transaction.shelves is uow.shelves
+        await transaction.commit()
+    assert ["1"] == handled

@@ -21,7 +21,7 @@ from messagebus import (
 )
 from tests.unit._sync.fakes import SyncInMemoryBookRepository, SyncInMemoryUnitOfWork
 from tests.unit._sync.handlers import books
-from tests.unit.model import RegisterBook
+from tests.unit.model import Book, BookRegistered, RegisterBook
 
 
 class CountingOnly(SinkholeMetricsStore):
@@ -261,3 +261,26 @@ def test_the_transaction_of_a_plain_unit_of_work_has_no_getattr(
         assert isinstance(transaction, SyncUnitOfWorkTransaction)
         assert repr(transaction).startswith("<SyncUnitOfWorkTransaction ")
         transaction.commit()
+
+
+def test_the_events_of_a_repository_a_handler_set_are_handled() -> None:
+    uow = SyncInMemoryUnitOfWork()
+    handled: list[str] = []
+    shelving_bus: SyncMessageBus[SyncInMemoryUnitOfWork] = SyncMessageBus()
+
+    def register(command: RegisterBook, transaction: Any) -> None:
+        transaction.uow.shelves = shelves = SyncInMemoryBookRepository()  # a new one
+        book = Book(id=command.id, title=command.title)
+        book.messages.append(BookRegistered(id=book.id, title=book.title))
+        shelves.add(book)
+
+    def on_registered(event: BookRegistered, transaction: Any) -> None:
+        handled.append(event.id)
+
+    shelving_bus.add_listener(RegisterBook, register)
+    shelving_bus.add_listener(BookRegistered, on_registered)
+    with uow as transaction:
+        shelving_bus.handle(RegisterBook(id="1", title="Dune"), transaction)
+        assert transaction.shelves is uow.shelves
+        transaction.commit()
+    assert ["1"] == handled
