@@ -8,10 +8,9 @@ messages the bus handled; it buffers the published ones until the commit.
 
 import abc
 from collections.abc import MutableSequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 from messagebus.domain.model import GenericModel, Message
-from messagebus.service._per_instance import PerInstance
 from messagebus.service._sync.eventstream import SyncEventstreamPublisher
 
 __all__ = [
@@ -24,10 +23,6 @@ __all__ = [
 TModel = TypeVar("TModel", bound=GenericModel[Any])
 
 
-def _new_seen() -> MutableSequence[Any]:
-    return []
-
-
 class SyncAbstractRepository(abc.ABC, Generic[TModel]):
     """The base class of repositories.
 
@@ -35,8 +30,17 @@ class SyncAbstractRepository(abc.ABC, Generic[TModel]):
     dispatches the events in their ``messages`` once the handler returns.
     """
 
-    seen: MutableSequence[TModel] = PerInstance(_new_seen)  # type: ignore[assignment]
+    seen: MutableSequence[TModel]
     """The models touched in this transaction whose events are not collected yet."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        repository = super().__new__(cls)
+        # Every repository gets its own `seen` here, even one whose __init__ skips
+        # super().__init__(). An instance attribute with no class-level default (such
+        # as a descriptor) is one that CPython 3.11 loads fast, and the bus reads
+        # `seen` after every handler.
+        repository.seen = []
+        return repository
 
     def __init__(self) -> None:
         self.seen = []

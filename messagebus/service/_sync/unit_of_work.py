@@ -19,9 +19,10 @@ where they are stricter than the PyPI ``messagebus`` package:
 from __future__ import annotations
 
 import abc
+import contextlib
 from collections.abc import Iterable, Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast
 
 from messagebus.domain.model import Message, TransactionError, TransactionStatus
 from messagebus.ports.observability import (
@@ -64,25 +65,28 @@ _closed = TransactionStatus.closed
 
 _SHARED_METRICS = SinkholeMetricsStore()
 # The repositories of a unit of work (see _Repositories), kept in its __dict__ until an
-# attribute that is, or was, a repository is set or deleted.
+# attribute is set or deleted.
 _REPOSITORIES = "_messagebus_repositories"
+# Deleted, for SyncUnitOfWorkTransaction._member_set().
+_DELETED = object()
 
 
 class _Repositories:
-    """The repositories among the attributes of a unit of work, as the bus reads them."""
+    """The repositories among the attributes of a unit of work, as the bus reads them.
+
+    Also the attributes of the unit of work that its transactions copy (see
+    :func:`_transaction_class`).
+    """
 
     __slots__ = ("all", "for_transaction")
 
-    def __init__(self, members: dict[str, Any]) -> None:
-        by_name = {
-            name: member
-            for name, member in members.items()
-            if isinstance(member, SyncAbstractRepository)
-        }
-        self.all: tuple[SyncAbstractRepository[Any], ...] = tuple(by_name.values())
-        # Those a transaction takes as attributes of its own (see _OWN_NAMES).
+    def __init__(self, members: dict[str, Any], uow_class: type) -> None:
+        self.all: tuple[SyncAbstractRepository[Any], ...] = tuple(
+            member for member in members.values() if isinstance(member, SyncAbstractRepository)
+        )
+        skipped = _transaction_class(uow_class)._not_copied
         self.for_transaction = {
-            name: repository for name, repository in by_name.items() if name not in _OWN_NAMES
+            name: value for name, value in members.items() if name not in skipped
         }
 
 
@@ -109,14 +113,13 @@ class SyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TSyncMessageStore, 
     _transaction: SyncUnitOfWorkTransaction[Any]
 
     def __setattr__(self, name: str, value: Any) -> None:
+        # A transaction copies the attributes of its unit of work: they are looked for
+        # again when next needed, and the open transaction follows the change.
         members = self.__dict__
-        if isinstance(value, SyncAbstractRepository) or isinstance(
-            members.get(name), SyncAbstractRepository
-        ):
-            members.pop(_REPOSITORIES, None)  # looked for again when next needed
-            transaction: SyncUnitOfWorkTransaction[Any] | None = members.get("_transaction")
-            if transaction is not None and transaction.status is not _closed:
-                transaction._repository_set(name, value)
+        members.pop(_REPOSITORIES, None)
+        transaction: SyncUnitOfWorkTransaction[Any] | None = members.get("_transaction")
+        if transaction is not None and transaction.status is not _closed:
+            transaction._member_set(name, value)
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
@@ -124,7 +127,7 @@ class SyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TSyncMessageStore, 
         members.pop(_REPOSITORIES, None)
         transaction: SyncUnitOfWorkTransaction[Any] | None = members.get("_transaction")
         if transaction is not None and transaction.status is not _closed:
-            transaction._repository_set(name, None)
+            transaction._member_set(name, _DELETED)
         object.__delattr__(self, name)
 
     def collect_new_events(self) -> Iterator[Message[Any]]:
@@ -140,7 +143,7 @@ class SyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TSyncMessageStore, 
         members = self.__dict__
         found: _Repositories | None = members.get(_REPOSITORIES)
         if found is None:
-            found = members[_REPOSITORIES] = _Repositories(members)
+            found = members[_REPOSITORIES] = _Repositories(members, type(self))
         return found
 
     def __enter__(self) -> SyncUnitOfWorkTransaction[Self]:
@@ -152,7 +155,7 @@ class SyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TSyncMessageStore, 
                 f"({current.status.value}): finish it before opening another one, "
                 f"or give each concurrent task its own unit of work"
             )
-        transaction = SyncUnitOfWorkTransaction(self)
+        transaction = _transaction_class(type(self))(self)
         members["_transaction"] = transaction  # not a repository: no need for __setattr__
         self.metrics_store.inc_beginned_transaction_count()
         return transaction
@@ -165,7 +168,11 @@ class SyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TSyncMessageStore, 
     ) -> None:
         transaction = self._transaction
         if exc is None and transaction.status is _committed and not transaction._detached:
-            transaction._close()  # the usual way out
+            # The usual way out: _close() without a coroutine of its own, since most
+            # transactions have nothing to release or publish.
+            publish = transaction._closing()
+            if publish is not None:
+                transaction._release_then_publish(publish)
         else:
             transaction._end(exc)
 
@@ -244,7 +251,9 @@ class SyncUnitOfWorkTransaction(Generic[TSyncUow]):
         self.uow = uow
         self.status = _running
         self._detached = False
-        self._hooks: list[SyncDependency] = []
+        # A tuple, replaced on add_listener(): most transactions have no listener, and
+        # the empty tuple is a constant where an empty list is an allocation.
+        self._hooks: tuple[SyncDependency, ...] = ()
         # How the unit of work is set up is read here, once per transaction, and
         # nowhere else. Each answer spares a call that would do nothing:
         # - an override of collect_new_events() is called after each handler, else the
@@ -262,24 +271,39 @@ class SyncUnitOfWorkTransaction(Generic[TSyncUow]):
         self._publishes = type(uow.messagestore).publish_eventstream is not _BASE_PUBLISH
         # The repositories are attributes of the transaction too, kept in step by the
         # unit of work's __setattr__: `transaction.books` costs no __getattr__ call.
+        # They are set one by one: reading self.__dict__ would make CPython 3.11 turn
+        # the instance's inline attributes into a dict, which costs more than this loop
+        # and slows every later attribute access.
         found = uow.__dict__.get(_REPOSITORIES) or uow._repositories()
-        self.__dict__.update(found.for_transaction)
+        for name, repository in found.for_transaction.items():
+            setattr(self, name, repository)
+        # The repositories the bus looks at after each handler; None once an attribute
+        # of the unit of work is set (a handler may set a repository): then the bus
+        # asks the unit of work again. A read on the transaction costs less than a
+        # look in the unit of work's __dict__.
+        self._repositories_all: tuple[SyncAbstractRepository[Any], ...] | None = found.all
 
-    def __getattr__(self, name: str) -> Any:
-        # Only called for names the transaction lacks: the unit of work's attributes.
-        return getattr(self.uow, name)
+    if TYPE_CHECKING:  # the attributes of the unit of work, typed Any (see _transaction_class)
+
+        def __getattr__(self, name: str) -> Any: ...
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {type(self.uow).__name__} {self.status.value}>"
 
-    def _repository_set(self, name: str, repository: object) -> None:
-        """Follow a repository attribute of the unit of work set, replaced or deleted."""
-        if name in _OWN_NAMES:
+    _not_copied: frozenset[str] = frozenset()
+    """The names of the unit of work that a transaction does not copy (see _transaction_class)."""
+
+    def _member_set(self, name: str, value: object) -> None:
+        """Follow an attribute of the unit of work set, replaced or deleted (``_DELETED``)."""
+        self._repositories_all = None
+        if name in self._not_copied:
             return
-        if isinstance(repository, SyncAbstractRepository):
-            self.__dict__[name] = repository
+        if value is _DELETED:
+            # Not vars(self): reading it would turn the inline attributes into a dict.
+            with contextlib.suppress(AttributeError):
+                delattr(self, name)
         else:
-            self.__dict__.pop(name, None)  # __getattr__ finds what the unit of work has
+            setattr(self, name, value)
 
     @property
     def messagestore(self) -> SyncAbstractMessageStoreRepository:
@@ -293,7 +317,7 @@ class SyncUnitOfWorkTransaction(Generic[TSyncUow]):
 
     def add_listener(self, listener: SyncDependency) -> SyncDependency:
         """Tell ``listener`` how the transaction ends; return it."""
-        self._hooks.append(listener)
+        self._hooks = (*self._hooks, listener)
         return listener
 
     def commit(self) -> None:
@@ -383,13 +407,24 @@ class SyncUnitOfWorkTransaction(Generic[TSyncUow]):
 
     def _close(self) -> None:
         """Close the transaction: the one place that does, however it ended."""
+        publish = self._closing()
+        if publish is not None:
+            self._release_then_publish(publish)
+
+    def _closing(self) -> bool | None:
+        """Mark the transaction closed and count it: the part of :meth:`_close` that awaits nothing.
+
+        Return ``None`` when nothing is left to do, else whether to publish, for
+        :meth:`_release_then_publish`.
+        """
         status = self.status
         self.status = _closed
         uow = self.uow
         uow.metrics_store.inc_transaction_closed_count(status)
         publish = status is _committed and (self._publishes or bool(uow.messagestore.stream_buffer))
         if self._releases or publish:
-            self._release_then_publish(publish)
+            return publish
+        return None
 
     def _release_then_publish(self, publish: bool) -> None:
         try:
@@ -400,9 +435,11 @@ class SyncUnitOfWorkTransaction(Generic[TSyncUow]):
                 self.uow.messagestore.publish_eventstream()
 
 
-# The names of the transaction itself: a repository of the same name stays behind
-# __getattr__ (`transaction.status` is the transaction's status, whatever the unit of
-# work holds).
+# The names of the unit of work that are the bus's bookkeeping, not for a transaction.
+_INTERNAL_NAMES = frozenset({"_transaction", _REPOSITORIES})
+# The names of the transaction itself: an attribute of the unit of work of the same name
+# is not copied (`transaction.status` is the transaction's status, whatever the unit of
+# work holds); it stays reachable as `transaction.uow.status`.
 _OWN_NAMES = frozenset(dir(SyncUnitOfWorkTransaction)) | {
     "uow",
     "status",
@@ -413,4 +450,65 @@ _OWN_NAMES = frozenset(dir(SyncUnitOfWorkTransaction)) | {
     "_times",
     "_counts",
     "_publishes",
+    "_repositories_all",
 }
+
+
+class _FromUnitOfWork:
+    """A name of the unit of work's class, read on the transaction: the unit of work's."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, transaction: Any, owner: type | None = None) -> Any:
+        if transaction is None:
+            return self
+        return getattr(transaction.uow, self.name)
+
+
+def _read_from_unit_of_work(transaction: Any, name: str) -> Any:
+    return getattr(transaction.uow, name)
+
+
+_TRANSACTION_CLASSES: dict[type, type[SyncUnitOfWorkTransaction[Any]]] = {}
+
+
+def _transaction_class(uow_class: type) -> type[SyncUnitOfWorkTransaction[Any]]:
+    """Return the class of the transactions of ``uow_class``, made on first use.
+
+    ``transaction.name`` is the unit of work's attribute ``name`` (the 0.16 way), without
+    ``__getattr__``: on CPython 3.11 a class that defines one gets none of its attribute
+    reads specialized, and the bus reads the transaction's own attributes on every
+    command. Instead:
+
+    - the names of the unit of work's class (methods, properties, class attributes)
+      are read through :class:`_FromUnitOfWork` descriptors of this subclass;
+    - the other attributes of the unit of work (repositories and all) are copied onto
+      the transaction when it opens, and kept in step by the unit of work's
+      ``__setattr__`` and ``__delattr__`` while it is open.
+
+    A unit of work class with a ``__getattr__`` or ``__getattribute__`` of its own
+    keeps it reachable: its transactions forward any other name with ``__getattr__``.
+    The transaction's own names always win (``transaction.status``, ``commit``...).
+    """
+    found = _TRANSACTION_CLASSES.get(uow_class)
+    if found is not None:
+        return found
+    base = SyncUnitOfWorkTransaction
+    class_names = {name for name in dir(uow_class) if not name.startswith("__")}
+    namespace: dict[str, Any] = {
+        name: _FromUnitOfWork(name) for name in class_names if name not in _OWN_NAMES
+    }
+    namespace["_not_copied"] = frozenset(class_names | _OWN_NAMES | _INTERNAL_NAMES)
+    if (
+        getattr(uow_class, "__getattr__", None) is not None
+        or uow_class.__getattribute__ is not object.__getattribute__  # type: ignore[comparison-overlap]
+    ):
+        namespace["__getattr__"] = _read_from_unit_of_work
+    namespace["__module__"] = base.__module__
+    namespace["__qualname__"] = base.__qualname__
+    found = cast(type[SyncUnitOfWorkTransaction[Any]], type(base.__name__, (base,), namespace))
+    _TRANSACTION_CLASSES[uow_class] = found
+    return found

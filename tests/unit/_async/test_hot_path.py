@@ -6,6 +6,8 @@ be called. The repositories are attributes of the transaction, kept in step with
 unit of work.
 """
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,11 +15,12 @@ import pytest
 from messagebus import (
     AsyncMessageBus,
     AsyncSinkholeMessageStoreRepository,
+    AsyncUnitOfWorkTransaction,
     SinkholeMetricsStore,
 )
 from tests.unit._async.fakes import AsyncInMemoryBookRepository, AsyncInMemoryUnitOfWork
 from tests.unit._async.handlers import books
-from tests.unit.model import RegisterBook
+from tests.unit.model import Book, BookRegistered, RegisterBook
 
 
 class CountingOnly(SinkholeMetricsStore):
@@ -45,6 +48,43 @@ class AlwaysPublishing(AsyncSinkholeMessageStoreRepository):
     async def publish_eventstream(self) -> None:
         self.published += 1
         await super().publish_eventstream()
+
+
+class AddingItsOwnWay(AsyncSinkholeMessageStoreRepository):
+    """A store that overrides add() itself: the bus must call it for every message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.added: list[str] = []
+
+    async def add(self, message: Any) -> None:
+        self.added.append(message.metadata.name)
+
+
+class Failing(Exception):
+    pass
+
+
+class TimingErrors(SinkholeMetricsStore):
+    """A timer that records the error it saw, and swallows it if told to."""
+
+    def __init__(self, swallow: bool) -> None:
+        self.swallow = swallow
+        self.seen: list[Any] = []
+
+    @contextlib.contextmanager
+    def _timer(self) -> Iterator[None]:
+        try:
+            yield
+        except Failing as error:
+            self.seen.append(error)
+            if not self.swallow:
+                raise
+        else:
+            self.seen.append(None)
+
+    def command_processing_timer(self, command: Any) -> Any:
+        return self._timer()
 
 
 def bus() -> AsyncMessageBus[AsyncInMemoryUnitOfWork]:
@@ -115,3 +155,131 @@ async def test_a_repository_named_like_a_transaction_attribute_does_not_hide_it(
         assert uow.status in uow._repositories().all  # still part of the unit of work
         await transaction.commit()
     assert books.calls == []
+
+
+async def test_a_store_that_overrides_add_gets_every_message() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    uow.messagestore = store = AddingItsOwnWay()
+    await register(uow)
+    assert ["register_book", "book_registered"] == store.added
+
+
+@pytest.mark.parametrize("swallow", [False, True])
+async def test_the_command_timer_sees_the_error_of_a_handler(swallow: bool) -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    uow.metrics_store = timing = TimingErrors(swallow)
+    failing_bus: AsyncMessageBus[AsyncInMemoryUnitOfWork] = AsyncMessageBus()
+
+    async def fail(command: RegisterBook, transaction: Any) -> None:
+        raise Failing
+
+    failing_bus.add_listener(RegisterBook, fail)
+    async with uow as transaction:
+        if swallow:  # as a `with` block whose manager swallows the error: None is returned
+            assert await failing_bus.handle(RegisterBook(id="1", title="Dune"), transaction) is None
+        else:
+            with pytest.raises(Failing):
+                await failing_bus.handle(RegisterBook(id="1", title="Dune"), transaction)
+        await transaction.rollback()
+    assert [Failing] == [type(error) for error in timing.seen]
+
+
+async def test_a_timed_command_that_succeeds_closes_its_timer() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    uow.metrics_store = timing = TimingErrors(swallow=False)
+    await register(uow)
+    assert [None] == timing.seen
+
+
+class WithExtras(AsyncInMemoryUnitOfWork):
+    """A unit of work with a property, a method and a class attribute of its own."""
+
+    shelf = "A"
+
+    @property
+    def shelved(self) -> str:
+        return f"on shelf {self.shelf}"
+
+    def count_books(self) -> int:
+        return len(self.books.books)
+
+
+async def test_the_transaction_reads_every_attribute_of_its_unit_of_work() -> None:
+    uow = WithExtras()
+    uow.clock = "12:00"
+    async with uow as transaction:
+        assert "on shelf A" == transaction.shelved  # a property, computed by the uow
+        assert 0 == transaction.count_books()  # a method, bound to the uow
+        assert uow.calls is transaction.calls  # an attribute set in __init__
+        assert "12:00" == transaction.clock  # set before the transaction
+        uow.shelf = "B"  # shadows the class attribute
+        uow.clock = "12:01"  # replaced during the transaction
+        uow.librarian = "Ann"  # new during the transaction
+        assert ("B", "on shelf B") == (transaction.shelf, transaction.shelved)
+        assert ("12:01", "Ann") == (transaction.clock, transaction.librarian)
+        del uow.clock
+        assert not hasattr(transaction, "clock")
+        with pytest.raises(AttributeError):
+            transaction.nothing
+        await transaction.commit()
+
+
+async def test_an_attribute_named_like_one_of_the_transaction_does_not_hide_it() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    uow.status = "open for business"
+    async with uow as transaction:
+        assert transaction.status.value == "running"
+        assert "open for business" == transaction.uow.status
+        await transaction.commit()
+
+
+class Dynamic(AsyncInMemoryUnitOfWork):
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("dynamic_"):
+            return name.removeprefix("dynamic_")
+        raise AttributeError(name)
+
+
+async def test_a_unit_of_work_with_its_own_getattr_keeps_it_reachable() -> None:
+    uow = Dynamic()
+    async with uow as transaction:
+        assert "shelf" == transaction.dynamic_shelf
+        assert uow.books is transaction.books
+        with pytest.raises(AttributeError):
+            transaction.nothing
+        await transaction.commit()
+
+
+async def test_the_transaction_of_a_plain_unit_of_work_has_no_getattr(
+    uow: AsyncInMemoryUnitOfWork,
+) -> None:
+    # With a __getattr__, CPython 3.11 specializes none of the attribute reads on a
+    # transaction, which the bus makes on every command.
+    async with uow as transaction:
+        assert not hasattr(type(transaction), "__getattr__")
+        assert isinstance(transaction, AsyncUnitOfWorkTransaction)
+        assert repr(transaction).startswith("<AsyncUnitOfWorkTransaction ")
+        await transaction.commit()
+
+
+async def test_the_events_of_a_repository_a_handler_set_are_handled() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    handled: list[str] = []
+    shelving_bus: AsyncMessageBus[AsyncInMemoryUnitOfWork] = AsyncMessageBus()
+
+    async def register(command: RegisterBook, transaction: Any) -> None:
+        transaction.uow.shelves = shelves = AsyncInMemoryBookRepository()  # a new one
+        book = Book(id=command.id, title=command.title)
+        book.messages.append(BookRegistered(id=book.id, title=book.title))
+        await shelves.add(book)
+
+    async def on_registered(event: BookRegistered, transaction: Any) -> None:
+        handled.append(event.id)
+
+    shelving_bus.add_listener(RegisterBook, register)
+    shelving_bus.add_listener(BookRegistered, on_registered)
+    async with uow as transaction:
+        await shelving_bus.handle(RegisterBook(id="1", title="Dune"), transaction)
+        assert transaction.shelves is uow.shelves
+        await transaction.commit()
+    assert ["1"] == handled
