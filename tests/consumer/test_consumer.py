@@ -10,6 +10,7 @@ import pytest
 
 from messagebus import (
     AsyncAbstractEventstreamTransport,
+    AsyncAbstractMessageStoreRepository,
     AsyncEventstreamPublisher,
     AsyncSinkholeMessageStoreRepository,
     AsyncUnitOfWorkTransaction,
@@ -388,3 +389,47 @@ async def test_the_received_message_is_never_published_again(record_received: bo
 class Shelved(Event):
     id: str
     metadata: Metadata = Metadata(name="shelved", schema_version=1, published=True)
+
+
+class _StoringStore(AsyncAbstractMessageStoreRepository):
+    """Overrides _add() only: the bus stores with the base class's add(), inlined."""
+
+    def __init__(self, publisher: AsyncEventstreamPublisher) -> None:
+        super().__init__(publisher)
+        self.stored: list[Message[Any]] = []
+
+    async def _add(self, message: Message[Any]) -> None:
+        self.stored.append(message)
+
+
+@pytest.mark.parametrize("kind", ["sinkhole", "base"])
+async def test_the_stores_whose_add_the_bus_inlines_skip_the_received_message(kind: str) -> None:
+    transport = _Sent()
+    stores: list[AsyncAbstractMessageStoreRepository] = []
+
+    def uow() -> UnitOfWork:
+        unit = UnitOfWork(Store())
+        publisher = AsyncEventstreamPublisher(transport)
+        unit.messagestore = (
+            AsyncSinkholeMessageStoreRepository(publisher)
+            if kind == "sinkhole"
+            else _StoringStore(publisher)
+        )
+        stores.append(unit.messagestore)
+        return unit
+
+    bus = make_bus()
+
+    async def raise_one(
+        event: BookRegistered, transaction: AsyncUnitOfWorkTransaction[Any]
+    ) -> None:
+        await transaction.uow.messagestore.add(Shelved(id=event.id))
+
+    bus.add_listener(BookRegistered, raise_one)
+    consumer = AsyncConsumer(bus, uow, name="projection")
+    event = BookRegistered(id="1", title="Dune", pages=412)
+    assert Outcome.handled == await consumer.receive(envelope(event), {})
+    assert ["shelved_v1"] == [sent["type"] for sent in transport.sent]
+    [store] = stores
+    if isinstance(store, _StoringStore):
+        assert ["Shelved"] == [type(message).__name__ for message in store.stored]

@@ -172,6 +172,8 @@ class AsyncMessageBus(Generic[TAsyncUow]):
             adds = type(store).add
             sinkhole = adds is _SINKHOLE_ADD
             base = adds is _BASE_ADD
+            # What a consumer received: neither stored nor published again (see add()).
+            received = store.received
             result = returned = None
             queue: list[Message[Any]] = [command]
             index = 0
@@ -208,7 +210,9 @@ class AsyncMessageBus(Generic[TAsyncUow]):
                             break
                 if message is command:  # its one handler's result (an event's last one's)
                     result = returned
-                if sinkhole:
+                if message is received:
+                    pass
+                elif sinkhole:
                     if store.publisher is not None and message.metadata.published:
                         store.stream_buffer.append(message)
                 elif base:

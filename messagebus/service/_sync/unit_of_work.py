@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import weakref
 from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast
@@ -472,7 +473,11 @@ def _read_from_unit_of_work(transaction: Any, name: str) -> Any:
     return getattr(transaction.uow, name)
 
 
-_TRANSACTION_CLASSES: dict[type, type[SyncUnitOfWorkTransaction[Any]]] = {}
+# Weak keys: a unit of work class made at run time (in a test, say) may go away; its
+# transaction class holds names only, nothing of it.
+_TRANSACTION_CLASSES: weakref.WeakKeyDictionary[type, type[SyncUnitOfWorkTransaction[Any]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _transaction_class(uow_class: type) -> type[SyncUnitOfWorkTransaction[Any]]:

@@ -1,8 +1,15 @@
+import gc
+import weakref
 from typing import Any
 
 import pytest
 
-from messagebus import TransactionError, TransactionStatus
+from messagebus import (
+    AsyncAbstractUnitOfWork,
+    AsyncUnitOfWorkTransaction,
+    TransactionError,
+    TransactionStatus,
+)
 from tests.unit._async.fakes import (
     AsyncInMemoryUnitOfWork,
     AsyncRecordingDependency,
@@ -311,3 +318,23 @@ async def test_the_publisher_sends_envelopes_without_a_stream() -> None:
     assert [None] == transport.streams
     # the default send_envelope hands the envelope to send_message_serialized
     assert ["book_registered_v1"] == [sent["type"] for sent in transport.sent]
+
+
+async def test_a_unit_of_work_class_made_at_run_time_can_go_away() -> None:
+    """The class of its transactions, made on first use, keeps nothing of it alive."""
+
+    class ShortLived(AsyncAbstractUnitOfWork[Any, Any, Any]):
+        async def commit(self) -> None:
+            pass
+
+        async def rollback(self) -> None:
+            pass
+
+    uow = ShortLived()
+    async with uow as transaction:
+        await transaction.commit()
+    assert isinstance(transaction, AsyncUnitOfWorkTransaction)
+    gone = weakref.ref(ShortLived)
+    del ShortLived, uow, transaction
+    gc.collect()
+    assert gone() is None

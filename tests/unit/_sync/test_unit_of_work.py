@@ -1,9 +1,16 @@
 # Generated from the _async package by scripts/generate_sync.py: do not edit.
+import gc
+import weakref
 from typing import Any
 
 import pytest
 
-from messagebus import TransactionError, TransactionStatus
+from messagebus import (
+    SyncAbstractUnitOfWork,
+    SyncUnitOfWorkTransaction,
+    TransactionError,
+    TransactionStatus,
+)
 from tests.unit._sync.fakes import (
     RecordingMetricsStore,
     SyncInMemoryUnitOfWork,
@@ -312,3 +319,23 @@ def test_the_publisher_sends_envelopes_without_a_stream() -> None:
     assert [None] == transport.streams
     # the default send_envelope hands the envelope to send_message_serialized
     assert ["book_registered_v1"] == [sent["type"] for sent in transport.sent]
+
+
+def test_a_unit_of_work_class_made_at_run_time_can_go_away() -> None:
+    """The class of its transactions, made on first use, keeps nothing of it alive."""
+
+    class ShortLived(SyncAbstractUnitOfWork[Any, Any, Any]):
+        def commit(self) -> None:
+            pass
+
+        def rollback(self) -> None:
+            pass
+
+    uow = ShortLived()
+    with uow as transaction:
+        transaction.commit()
+    assert isinstance(transaction, SyncUnitOfWorkTransaction)
+    gone = weakref.ref(ShortLived)
+    del ShortLived, uow, transaction
+    gc.collect()
+    assert gone() is None
