@@ -214,8 +214,13 @@ def floor_runner(handlers: list[Callable[..., Awaitable[None]]], recording: bool
     async def run_one(command: RegisterBook) -> None:
         async with FloorTransaction(repository) as transaction:
             await register_book(command, transaction)  # type: ignore[arg-type]
+            conversation = command.correlation_id or command.message_id
             for book in seen:
                 for event in book.messages:
+                    # The command caused the event: what the bus records, by hand.
+                    fields = event.__dict__
+                    fields["causation_id"] = command.message_id
+                    fields["correlation_id"] = conversation
                     for handler in handlers:
                         await handler(event, transaction)
                 book.messages.clear()
@@ -252,8 +257,12 @@ def recording_floor_runner(
             with timer.time():
                 processed[RegisterBook].inc()
                 await register_book(command, transaction)  # type: ignore[arg-type]
+                conversation = command.correlation_id or command.message_id
                 for book in seen:
                     for event in book.messages:
+                        fields = event.__dict__
+                        fields["causation_id"] = command.message_id
+                        fields["correlation_id"] = conversation
                         processed[type(event)].inc()
                         for handler in handlers:
                             await handler(event, transaction)
