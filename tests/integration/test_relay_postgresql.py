@@ -165,8 +165,8 @@ class Collected(AsyncAbstractEventstreamTransport):
         self.attempts.append(json.loads(message["payload"])["attempt"])
 
 
-async def test_the_events_of_committed_transactions_only_are_delivered() -> None:
-    postgres_or_skip()
+def shelf_schema() -> tuple[MetaData, MessagebusTables, Table]:
+    """The messagebus tables and a books table, under a prefix of their own."""
     prefix = f"relay_{uuid.uuid4().hex[:8]}_"
     metadata = MetaData()
     tables = messagebus_tables(metadata, prefix=prefix)
@@ -176,6 +176,12 @@ async def test_the_events_of_committed_transactions_only_are_delivered() -> None
         Column("id", String(32), primary_key=True),
         Column("attempt", Integer, nullable=False),
     )
+    return metadata, tables, books
+
+
+async def test_the_events_of_committed_transactions_only_are_delivered() -> None:
+    postgres_or_skip()
+    metadata, tables, books = shelf_schema()
     engine = create_async_engine(PG_ASYNC_URL, pool_size=40, max_overflow=0, pool_timeout=60)
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
@@ -229,15 +235,7 @@ async def test_a_writer_whose_clock_runs_ahead_does_not_hold_its_rows_back(
 ) -> None:
     """The rows are due by the database's clock, the one the relay compares with."""
     postgres_or_skip()
-    prefix = f"relay_{uuid.uuid4().hex[:8]}_"
-    metadata = MetaData()
-    tables = messagebus_tables(metadata, prefix=prefix)
-    books = Table(
-        f"{prefix}books",
-        metadata,
-        Column("id", String(32), primary_key=True),
-        Column("attempt", Integer, nullable=False),
-    )
+    metadata, tables, books = shelf_schema()
     engine = create_async_engine(PG_ASYNC_URL)
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
