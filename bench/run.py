@@ -236,6 +236,18 @@ def spread(ratios: list[float]) -> str:
 def checks(series: dict[tuple[str, str], Series], with_pypi: bool) -> list[tuple[bool, str]]:
     """Return (passed, description) for each target."""
     found: list[tuple[bool, str]] = []
+    traced = [
+        scenario
+        for scenario in SCENARIOS
+        if any(run.get("opentelemetry_imported") for run in series[scenario, OURS].runs)
+    ]
+    found.append(
+        (
+            not traced,
+            "tracing off costs nothing: no run of ours imported OpenTelemetry"
+            + (f" (it did in {', '.join(traced)})" if traced else ""),
+        )
+    )
     for scenario in SCENARIOS:
         ours = series[scenario, OURS]
         if with_pypi and scenario in TARGET_SPEEDUP:

@@ -386,6 +386,10 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "gc": args.gc,
         "messagebus_version": version("messagebus"),
         "messagebus_file": messagebus.__file__,
+        # Tracing is off unless instrument() is called: the API is not even imported.
+        "opentelemetry_imported": any(
+            name == "opentelemetry" or name.startswith("opentelemetry.") for name in sys.modules
+        ),
         "pydantic_version": version("pydantic"),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "commands": args.commands,
