@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import MetaData, text
 
-from messagebus.adapters.sqlalchemy import AsyncOutboxRelay
+from messagebus.adapters.sqlalchemy import AsyncOutboxRelay, messagebus_tables
+from messagebus.adapters.sqlalchemy.outbox.statements import RelayStatements
 from tests.integration.relay_support import OutboxDatabase, RecordingTransport, outbox_database
 
 ROWS = 100_000
@@ -144,3 +145,11 @@ async def test_every_query_of_the_relay_uses_an_index(db: OutboxDatabase) -> Non
     scans = {name: full_scans(db, text_plan) for name, text_plan in plans.items()}
     assert {} == {name: lines for name, lines in scans.items() if lines}, plans
     assert ROWS == await relay.pending()
+
+
+def test_the_due_streams_query_is_built_once_per_window() -> None:
+    """The relay runs it on every wake-up, and building it costs more than running it."""
+    sql = RelayStatements(messagebus_tables(MetaData()).outbox, "postgresql", block_on_dead=True)
+    assert sql.due_streams(1000) is sql.due_streams(1000)
+    assert sql.due_streams(None) is sql.due_streams(None)
+    assert sql.due_streams(1000) is not sql.due_streams(None)

@@ -11,6 +11,7 @@ stream is its pending row of smallest ``id``; the stream is due when its head's
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 from typing import Any
 
@@ -226,8 +227,20 @@ class RelayStatements:
 
         Per stream with a pending row among the ``window`` oldest ones (``None``: all):
         the stream, its number of rows in the window and whether its head is due, the
-        oldest head first.
+        oldest head first. Built once per window: building it takes longer than the
+        database takes to run it, and the relay runs it on every wake-up.
         """
+        built = self._built_due_streams
+        query = built.get(window)
+        if query is None:
+            query = built[window] = self._build_due_streams(window)
+        return query
+
+    @functools.cached_property
+    def _built_due_streams(self) -> dict[int | None, Any]:
+        return {}
+
+    def _build_due_streams(self, window: int | None) -> Any:
         o = self.outbox.c
         rows = select(o.stream, o.id).where(self.pending).order_by(o.id)
         index = next(
