@@ -9,6 +9,7 @@ unless ``--loop asyncio`` says not to (:func:`event_loop_factory`).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import functools
 import importlib
@@ -20,10 +21,39 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["LOOPS", "call_factory", "event_loop_factory", "loop_name", "stop_on_signals"]
+__all__ = [
+    "LOOPS",
+    "add_log_level",
+    "add_loop",
+    "call_factory",
+    "event_loop_factory",
+    "loop_name",
+    "stop_on_signals",
+]
 
 LOOPS = ("auto", "asyncio", "uvloop")
 """The choices of ``--loop``: ``auto`` is uvloop when it is installed, else asyncio's."""
+
+
+def add_loop(parser: argparse.ArgumentParser) -> None:
+    """Add the ``--loop`` option to ``parser`` (see :func:`event_loop_factory`)."""
+    parser.add_argument(
+        "--loop",
+        choices=LOOPS,
+        default="auto",
+        help="the event loop; auto: uvloop when it is installed (%(default)s)",
+    )
+
+
+def add_log_level(parser: argparse.ArgumentParser) -> None:
+    """Add the ``--log-level`` option to ``parser``."""
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="(%(default)s)",
+    )
 
 
 def event_loop_factory(name: str, prog: str) -> Callable[[], asyncio.AbstractEventLoop] | None:

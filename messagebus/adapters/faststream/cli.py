@@ -33,7 +33,14 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from messagebus._commands import LOOPS, call_factory, event_loop_factory, loop_name, stop_on_signals
+from messagebus._commands import (
+    add_log_level,
+    add_loop,
+    call_factory,
+    event_loop_factory,
+    loop_name,
+    stop_on_signals,
+)
 from messagebus.service.errors import ConfigurationError
 
 from .config import (
@@ -124,19 +131,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="seconds between progress lines; 0: no progress lines (%(default)s)",
     )
-    parser.add_argument(
-        "--loop",
-        choices=LOOPS,
-        default="auto",
-        help="the event loop; auto: uvloop when it is installed (%(default)s)",
-    )
-    parser.add_argument(
-        "--log-level",
-        default="INFO",
-        type=str.upper,
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="(%(default)s)",
-    )
+    add_loop(parser)
+    add_log_level(parser)
     return parser
 
 

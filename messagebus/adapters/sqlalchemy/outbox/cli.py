@@ -43,7 +43,7 @@ import traceback
 from collections.abc import Coroutine, Sequence
 from typing import Any, NoReturn
 
-from messagebus._commands import LOOPS, event_loop_factory
+from messagebus._commands import add_log_level, add_loop, event_loop_factory
 from messagebus.adapters.sqlalchemy.outbox.cli_admin import add_commands, administer
 from messagebus.adapters.sqlalchemy.outbox.cli_common import RelayConfigurationError
 from messagebus.adapters.sqlalchemy.outbox.cli_run import serve
@@ -139,13 +139,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="give up reaching the database at start after this long (%(default)s)",
     )
-    common.add_argument(
-        "--log-level",
-        default="INFO",
-        type=str.upper,
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="(%(default)s)",
-    )
+    add_log_level(common)
     parser = _Parser(prog=PROG, description="The messagebus outbox: its relay and its backlog.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = commands.add_parser(
@@ -165,12 +159,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--batch-size", type=_positive_int, default=100, help="rows per batch (%(default)s)"
     )
-    run.add_argument(
-        "--loop",
-        choices=LOOPS,
-        default="auto",
-        help="the event loop; auto: uvloop when it is installed (%(default)s)",
-    )
+    add_loop(run)
     run.add_argument(
         "--poll-interval",
         type=_seconds,
