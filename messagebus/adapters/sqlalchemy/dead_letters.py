@@ -19,9 +19,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Column,
-    Integer,
     LargeBinary,
     MetaData,
     String,
@@ -33,7 +31,7 @@ from sqlalchemy import (
 )
 
 from messagebus.adapters.sqlalchemy._compat import AsyncEngine
-from messagebus.adapters.sqlalchemy.tables import UtcDateTime
+from messagebus.adapters.sqlalchemy.tables import UtcDateTime, order_id
 from messagebus.ports.dead_letters import AsyncAbstractDeadLetters
 from messagebus.service.consumer import AsyncConsumer, Outcome
 
@@ -51,13 +49,7 @@ def dead_letters_table(metadata: MetaData, *, prefix: str = "messagebus_") -> Ta
     return Table(
         f"{prefix}dead_letters",
         metadata,
-        # SQLite only autoincrements an INTEGER PRIMARY KEY, not a BIGINT one.
-        Column(
-            "id",
-            BigInteger().with_variant(Integer, "sqlite"),
-            primary_key=True,
-            autoincrement=True,
-        ),
+        order_id(),
         Column("consumer", String(255), nullable=True),
         Column("dead_at", UtcDateTime(), nullable=False),
         Column("reason", Text, nullable=False),

@@ -124,6 +124,20 @@ class MessagebusTables:
     """The message ids each consumer already handled."""
 
 
+def order_id() -> Column[int]:
+    """Return an ``id`` column that numbers the rows in the order they were written.
+
+    A big integer that autoincrements, as an INTEGER on SQLite, which only
+    autoincrements an INTEGER PRIMARY KEY, not a BIGINT one.
+    """
+    return Column(
+        "id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    )
+
+
 def messagebus_tables(metadata: MetaData, *, prefix: str = "messagebus_") -> MessagebusTables:
     """Add the message store, outbox and inbox tables to ``metadata`` and return them.
 
@@ -177,13 +191,7 @@ def _build(metadata: MetaData, prefix: str) -> MessagebusTables:
     outbox = Table(
         f"{prefix}outbox",
         metadata,
-        # SQLite only autoincrements an INTEGER PRIMARY KEY, not a BIGINT one.
-        Column(
-            "id",
-            BigInteger().with_variant(Integer, "sqlite"),
-            primary_key=True,
-            autoincrement=True,
-        ),
+        order_id(),
         Column("message_id", Uuid, nullable=False, unique=True),
         Column("stream", String(255), nullable=False, default="messagebus"),
         Column("type", String(255), nullable=False),
