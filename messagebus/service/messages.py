@@ -29,8 +29,9 @@ Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 """A function that turns the payload of one schema version into that of the next."""
 
 _Route = tuple[type[Message[Any]], tuple[Upcaster, ...]]
-# The envelope keys copied to the message's field of the same name, when not null.
-_ENVELOPE_KEYS = ("created_at", "causation_id", "correlation_id")
+# The envelope keys that may be null: a message that no other one caused, or an
+# envelope of 0.16, which has neither.
+_NULLABLE_KEYS = ("causation_id", "correlation_id")
 
 ENVELOPE_HEADERS = {
     "id": "message-id",
@@ -254,10 +255,7 @@ class MessageRegistry:
             raise DecodeError(
                 "invalid", f"the payload sets {sorted(reserved)}, which the envelope owns"
             )
-        fields = dict(payload, message_id=message_id)
-        for key in _ENVELOPE_KEYS:
-            if envelope.get(key) is not None:
-                fields[key] = envelope[key]
+        fields = _message_fields(envelope, payload, message_id)
         try:
             return cls.model_validate(fields)
         except pydantic.ValidationError as error:
@@ -359,8 +357,21 @@ def _parse_payload(payload: Any) -> dict[str, Any]:
     return payload
 
 
+def _message_fields(
+    envelope: dict[str, Any], payload: dict[str, Any], message_id: str
+) -> dict[str, Any]:
+    """Return the fields of the message: the payload's, and those the envelope carries."""
+    fields = dict(payload, message_id=message_id)
+    if "created_at" in envelope:
+        fields["created_at"] = envelope["created_at"]
+    for key in _NULLABLE_KEYS:
+        if envelope.get(key) is not None:
+            fields[key] = envelope[key]
+    return fields
+
+
 def _merge_header(envelope: dict[str, Any], key: str, header: str, value: str) -> None:
-    if envelope.get(key) is None:
+    if key not in envelope or (key in _NULLABLE_KEYS and envelope[key] is None):
         envelope[key] = value
     elif str(envelope[key]) != value:
         raise DecodeError(

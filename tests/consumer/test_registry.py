@@ -289,3 +289,18 @@ def test_a_payload_may_not_set_the_ids_of_the_envelope() -> None:
     with pytest.raises(DecodeError) as error:
         MessageRegistry([RegisterBook]).decode(body)
     assert "invalid" == error.value.reason
+
+
+def test_a_null_date_or_type_is_not_filled_in_but_a_null_cause_is() -> None:
+    registry = MessageRegistry([RegisterBook])
+    body = json.loads(raw_envelope("register_book_v1", {"id": "1", "title": "Dune"}))
+    with pytest.raises(DecodeError) as error:
+        registry.decode(json.dumps({**body, "created_at": None}))
+    assert "invalid" == error.value.reason
+    with pytest.raises(DecodeError) as error:
+        registry.decode(json.dumps({**body, "type": None}), {"message-type": "register_book_v1"})
+    assert "conflict" == error.value.reason
+    conversation = "0193b3c4-3c4a-7f5e-8d1a-2b3c4d5e6f99"
+    nulls = {**body, "causation_id": None, "correlation_id": None}
+    received = registry.decode(json.dumps(nulls), {"message-correlation-id": conversation})
+    assert (None, uuid.UUID(conversation)) == (received.causation_id, received.correlation_id)
