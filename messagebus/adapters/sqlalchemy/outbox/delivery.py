@@ -76,8 +76,6 @@ class StreamDelivery:
         self,
         work: Callable[[AsyncConnection], Awaitable[T]],
         undo: Callable[[AsyncConnection, T], Awaitable[object]] | None = None,
-        *,
-        atomic: bool = False,
     ) -> T:
         """Run ``work`` in a transaction; once more on a fresh connection if it died.
 
@@ -85,7 +83,7 @@ class StreamDelivery:
         seconds), then calls ``undo`` with its result, then goes on: a statement
         cancelled midway can leave a connection in a transaction that holds locks.
         """
-        task = asyncio.ensure_future(self._transact_retrying(work, atomic=atomic))
+        task = asyncio.ensure_future(self._transact_retrying(work))
         try:
             return await run_to_end(task)
         except asyncio.CancelledError:
@@ -94,13 +92,11 @@ class StreamDelivery:
                 await run_to_end(self._transact_retrying(lambda conn: undo(conn, result)))
             raise
 
-    async def _transact_retrying(
-        self, work: Callable[[AsyncConnection], Awaitable[T]], *, atomic: bool = False
-    ) -> T:
-        # Nearly every write of the relay is one statement, atomic on its own: in
-        # autocommit each costs one round trip, without BEGIN and COMMIT.
+    async def _transact_retrying(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        # Nearly every write of the relay is one statement, atomic on its own: see
+        # AsyncOutboxRelay._connect.
         relay = self.relay
-        connect = relay.engine.begin if atomic else relay._autocommit.connect
+        connect = relay._connect
         try:
             async with connect() as conn:
                 return await work(conn)
@@ -194,14 +190,21 @@ class StreamDelivery:
         async def mark_and_claim(conn: AsyncConnection) -> list[Any]:
             if sql.postgresql:
                 return list((await conn.execute(sql.mark_and_continue, params)).all())
-            await conn.execute(sql.deliver, params)
-            head = (await conn.execute(sql.move_head, params)).first()
-            if head is None:
+            # SQLite: two statements, each its own transaction (one commit, as above).
+            rows = (await conn.execute(sql.rows_after, params)).all()
+            if not rows or not rows[0][3]:  # nothing more, or the next row is not due
+                await conn.execute(sql.mark_and_move, {**params, "next": -1})
                 return []
-            rows = await conn.execute(sql.rows_from, {**params, "head": head[0]})
-            return [(*row, head[1]) for row in rows]
+            head = rows[0][0]
+            moved = await conn.execute(
+                sql.mark_and_move, {**params, "ids": [*sent, head], "next": head}
+            )
+            token = next((at for row_id, at, later in moved if row_id == head and later), None)
+            if token is None:  # the lease did not move: another relay took the stream
+                return []
+            return [(row_id, text, attempts, token) for row_id, text, attempts, _ in rows]
 
-        rows = await self._transact(mark_and_claim, undo=self._hand_back, atomic=not sql.postgresql)
+        rows = await self._transact(mark_and_claim, undo=self._hand_back)
         self._count(sent)
         return self._lease(rows, started)
 
@@ -315,7 +318,7 @@ class StreamDelivery:
         count = self._count(sent)
         if free or after is None:
             lease.head = None
-        elif (after, lease.token) in {(row_id, at) for row_id, at in result}:
+        elif (after, lease.token) in {(row_id, at) for row_id, at, _ in result}:
             lease.head = after
         else:
             self._lost(lease)

@@ -47,7 +47,7 @@ class RelayStatements:
         are never due), or the stream goes on with the rows after it.
     """
 
-    def __init__(self, outbox: Table, dialect: str, *, block_on_dead: bool) -> None:
+    def __init__(self, outbox: Table, dialect: str, *, block_on_dead: bool) -> None:  # noqa: PLR0915 - one per statement
         self.outbox = outbox
         self.dialect = dialect
         self.postgresql = dialect == "postgresql"
@@ -111,9 +111,28 @@ class RelayStatements:
                         (and_(moving, still_held), next_available_at), else_=o.available_at
                     ),
                 )
-                .returning(o.id, o.available_at)
+                # The new head's available_at (the lease, if it moved), NULL for the
+                # rows marked: no date to read back for each of them.
+                .returning(
+                    o.id, case((moving, o.available_at)), case((moving, o.available_at > now))
+                )
             )
 
+        self.rows_after = (
+            select(o.id, cast(o.payload, Text), o.attempts, o.available_at <= now)
+            .where(o.stream == stream, self.pending, o.id > bindparam("last", type_=o.id.type))
+            .order_by(o.id)
+            .limit(bindparam("limit"))
+        )
+        """The first ``limit`` pending rows of ``stream`` after ``last``, each with whether
+        it is due (see :attr:`mark_and_move`)."""
+        self.mark_and_move = mark(self.later("lease"))
+        """Mark the rows of ``ids`` delivered but ``next``, which gets a new lease if the
+        holder's ``head`` still has ``token``: what :attr:`mark_and_continue` does on
+        PostgreSQL, once :attr:`rows_after` read the rows (SQLite, whose CTEs cannot
+        write). The rows behind a leased head are nobody else's, so reading them first,
+        in a statement of its own, is safe. If ``next`` was due, its lease moved iff its
+        ``available_at`` is now later than the database's time (the third column)."""
         self.mark_and_hold = mark(token)
         """Mark the rows of ``ids`` delivered but ``next``, which gets the lease ``token``
         if the holder's ``head`` still has it: the lease moves to the new head."""
