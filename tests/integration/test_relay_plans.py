@@ -92,6 +92,8 @@ def statements(
         "pending count": sql.count_pending(),
         "claim head": sql.claim_head,
         "rows from head": sql.rows_from,
+        "rows after": sql.rows_after,
+        "mark and move": sql.mark_and_move,
         "mark and hold": sql.mark_and_hold,
         "mark and release": sql.mark_and_release,
         "deliver": sql.deliver,
