@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event, update
 
 from messagebus import SinkholeMetricsStore
 from messagebus.adapters.sqlalchemy import AsyncOutboxRelay, AsyncSqlAlchemyUnitOfWork
-from messagebus.adapters.sqlalchemy.outbox.wakeup import notify_statement
+from messagebus.adapters.sqlalchemy.outbox.wakeup import NOTIFIED_STREAMS, notify_statement
 from tests.integration.relay_support import (
     Numbered,
     OutboxDatabase,
@@ -153,6 +155,135 @@ async def test_the_listener_comes_back_after_its_session_is_killed(pg: OutboxDat
             return ids == transport.sent
 
         await eventually(sent)
+    finally:
+        relay.stop()
+        await asyncio.wait_for(task, timeout=10)
+        await engine.dispose()
+
+
+class Statements:
+    """Keeps the SQL an engine runs, while attached."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine.sync_engine
+        self.seen: list[str] = []
+
+    def _keep(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self.seen.append(statement)
+
+    def __enter__(self) -> Statements:
+        event.listen(self.engine, "before_cursor_execute", self._keep)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._keep)
+
+
+def looks_at_every_stream(statement: str) -> bool:
+    """Whether ``statement`` is the relay's query of the due streams."""
+    return "GROUP BY" in statement
+
+
+async def test_a_commit_names_its_stream_and_the_relay_claims_it_at_once(
+    db: OutboxDatabase,
+) -> None:
+    transport = RecordingTransport()
+    relay = AsyncOutboxRelay(db.new_engine(), transport, outbox=db.outbox, poll_interval=NEVER)
+    task = await running(relay)
+    try:
+        with Statements(relay.engine) as statements:
+            before_send: list[str] = []
+            transport.on_send = lambda _: before_send.extend(statements.seen)
+            sent = [await publish(db, 0)]
+
+            async def sent_it() -> bool:
+                """the relay sent the committed row"""
+                return sent == transport.sent
+
+            await eventually(sent_it)
+        # The commit named stream "a": the relay claimed it without asking which
+        # streams are due (it asks once the delivery ended, for whatever came meanwhile).
+        assert before_send
+        assert not [s for s in before_send if looks_at_every_stream(s)]
+    finally:
+        relay.stop()
+        await asyncio.wait_for(task, timeout=10)
+        await relay.engine.dispose()
+
+
+async def test_a_named_stream_that_is_not_due_waits_and_the_others_are_found(
+    db: OutboxDatabase,
+) -> None:
+    transport = RecordingTransport()
+    relay = AsyncOutboxRelay(db.engine, transport, outbox=db.outbox, poll_interval=NEVER)
+    task = await running(relay)
+    try:
+        ids = await db.add({"a": 1, "b": 2})  # written without a signal
+        outbox = db.outbox
+        async with db.engine.begin() as conn:  # "a" is postponed: not due for a minute
+            later = datetime.now(UTC) + timedelta(minutes=1)
+            await conn.execute(
+                update(outbox).where(outbox.c.stream == "a").values(available_at=later)
+            )
+        relay.wake(["a"])  # as a commit to "a" would: "a" is not due, "b" is
+
+        async def sent_b() -> bool:
+            """the relay looked at every stream after its claim of "a" found nothing"""
+            return transport.sent == [ids[1], ids[2]]
+
+        await eventually(sent_b)
+        await asyncio.sleep(0.2)
+        assert ids[0] not in transport.sent  # "a" waits for its time
+    finally:
+        relay.stop()
+        await asyncio.wait_for(task, timeout=10)
+
+
+async def test_a_transaction_of_many_streams_asks_every_relay_to_look(pg: OutboxDatabase) -> None:
+    db = pg
+    payloads: list[str] = []
+    async with db.engine.connect() as listening:
+        raw = (await listening.get_raw_connection()).driver_connection
+        assert raw is not None
+        await raw.add_listener(db.outbox.name, lambda *args: payloads.append(args[-1]))
+        uow = UnitOfWork(db.engine, tables=db.tables, stream=lambda event: event.stream)
+        streams = [f"s{n}" for n in range(NOTIFIED_STREAMS + 2)]
+        async with uow as transaction:
+            for n, stream in enumerate([*streams, *streams]):  # each stream twice
+                await uow.messagestore.add(Numbered(stream=stream, n=n))
+            await transaction.commit()
+
+        async def notified() -> bool:
+            """the listener got the notifications of the commit"""
+            return len(payloads) == NOTIFIED_STREAMS + 1
+
+        await eventually(notified)
+        await asyncio.sleep(0.1)
+    # One per stream, as long as they are few; then one asking for a full look.
+    assert payloads == [*streams[:NOTIFIED_STREAMS], ""]
+
+
+async def test_notify_names_the_stream_of_another_processs_rows(pg: OutboxDatabase) -> None:
+    db = pg
+    transport = RecordingTransport()
+    engine = named_engine(db, f"{db.prefix}listener")
+    relay = AsyncOutboxRelay(engine, transport, outbox=db.outbox, poll_interval=NEVER)
+    task = await running(relay)
+    try:
+        with Statements(engine) as statements:
+            before_send: list[str] = []
+            transport.on_send = lambda _: before_send.extend(statements.seen)
+            ids = await db.add({"a": 1})
+            async with db.engine.begin() as conn:
+                await conn.execute(notify_statement(db.outbox.name), {"stream": "a"})
+
+            async def sent() -> bool:
+                """the notified relay sent the row"""
+                return ids == transport.sent
+
+            await eventually(sent)
+        assert before_send
+        assert not [s for s in before_send if looks_at_every_stream(s)]
     finally:
         relay.stop()
         await asyncio.wait_for(task, timeout=10)

@@ -17,7 +17,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from sqlalchemy import Insert, MetaData, Select, func, insert
 
 from messagebus.adapters.sqlalchemy._compat import SyncConnection
-from messagebus.adapters.sqlalchemy.outbox.wakeup import notify_statement, outbox_committed
+from messagebus.adapters.sqlalchemy.outbox.wakeup import (
+    NOTIFIED_STREAMS,
+    notify_statement,
+    outbox_committed,
+)
 from messagebus.adapters.sqlalchemy.tables import MessagebusTables, messagebus_tables
 from messagebus.domain.model import GenericCommand, GenericEvent, Message
 from messagebus.domain.model.message import ENVELOPE_FIELDS
@@ -154,6 +158,9 @@ class SyncSqlAlchemyMessageStoreRepository(SyncAbstractMessageStoreRepository):
         self.stream = stream
         self.serializer = serializer if serializer is not None else MessageSerializer()
         self._outbox_written_on: SyncConnection | None = None
+        # The streams that got rows in that transaction; None once there are too many
+        # to name (see NOTIFIED_STREAMS): the relays then look at every stream.
+        self._outbox_streams: set[str] | None = None
 
     def _stream_of(self, message: Message[Any]) -> str:
         stream = self.stream
@@ -205,12 +212,20 @@ class SyncSqlAlchemyMessageStoreRepository(SyncAbstractMessageStoreRepository):
             },
         )
         if outboxed:
-            if self._outbox_written_on is not connection:
-                # The first outbox row of the transaction: on PostgreSQL, the relays
-                # listening elsewhere learn of it at commit (never after a rollback).
+            if self._outbox_written_on is not connection:  # its first outbox row
                 self._outbox_written_on = connection
+                self._outbox_streams = set()
+            streams = self._outbox_streams
+            if streams is not None and stream not in streams:
+                # A stream new to the transaction: on PostgreSQL, the relays listening
+                # elsewhere learn of it at commit (never after a rollback); past a few
+                # streams, the last notification asks them to look at every stream.
+                streams.add(stream)
+                if len(streams) > NOTIFIED_STREAMS:
+                    streams = self._outbox_streams = None
                 if connection.dialect.name == "postgresql":
-                    connection.execute(self._notify)
+                    named = stream if streams is not None else ""
+                    connection.execute(self._notify, {"stream": named})
             row = {
                 "message_id": message.message_id,
                 "stream": stream,
@@ -227,4 +242,4 @@ class SyncSqlAlchemyMessageStoreRepository(SyncAbstractMessageStoreRepository):
         """Wake this process's relays if the just committed ``connection`` wrote outbox rows."""
         if self._outbox_written_on is connection:
             self._outbox_written_on = None
-            outbox_committed(connection.engine.url, self.tables.outbox.name)
+            outbox_committed(connection.engine.url, self.tables.outbox.name, self._outbox_streams)

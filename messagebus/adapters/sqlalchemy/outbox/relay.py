@@ -40,7 +40,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import Literal
@@ -184,6 +184,10 @@ class AsyncOutboxRelay:
         )
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
+        # What woke it: the streams commits named, and whether to look at every stream
+        # (at start, at each poll, when a delivery ends, for a commit that named none).
+        self._named: set[str] = set()
+        self._look_all = True
         self._last_report = time.monotonic()
         self._last_purge = -_PURGE_INTERVAL
         self._purged_delivered = False
@@ -213,8 +217,20 @@ class AsyncOutboxRelay:
         """Whether :meth:`stop` was called."""
         return self._stopping.is_set()
 
-    def wake(self) -> None:
-        """Look for due rows now rather than at the next poll (call it from the loop)."""
+    def wake(self, streams: Collection[str] | None = None) -> None:
+        """Look for due rows now rather than at the next poll (call it from the loop).
+
+        :param streams: the streams that got rows, if known: the relay claims them at
+            once, without asking the database which streams are due first. ``None``
+            looks at every stream.
+
+        .. versionchanged:: 0.17
+           ``streams``.
+        """
+        if streams is None:
+            self._look_all = True
+        else:
+            self._named.update(streams)
         self._wake.set()
 
     async def pending(self) -> int:
@@ -233,6 +249,7 @@ class AsyncOutboxRelay:
         the rows being sent are done when stopped (at once if :meth:`stop` was called
         before). Cancelling its task ends it promptly, whatever it was doing.
         """
+        self._look_all = True
         try:
             async with listen(self.engine, self.outbox.name, self.wake) as keep_listening:
                 await self._serve(keep_listening)
@@ -251,6 +268,7 @@ class AsyncOutboxRelay:
                     await keep_listening()
                 except (SQLAlchemyError, OSError) as exc:
                     errors += 1
+                    self._look_all = True  # what woke it may not have been looked at
                     delay = self.backoff.delay(errors)
                     logger.warning(
                         "outbox relay: database error (%s), retrying in %.1fs",
@@ -264,6 +282,8 @@ class AsyncOutboxRelay:
                 # new but compete with their claims. A commit, a delivery that ends (a
                 # free slot, maybe more rows of its stream) or the poll ends the wait.
                 await self._wait(active.values(), self.poll_interval, wakeable=True)
+                if not self._wake.is_set():  # the poll: rows may have become due
+                    self._look_all = True
                 _reap(active)
             await asyncio.gather(*active.values(), return_exceptions=True)
         finally:
@@ -273,11 +293,26 @@ class AsyncOutboxRelay:
             await asyncio.gather(*active.values(), return_exceptions=True)
 
     async def _start_streams(self, active: dict[str, asyncio.Task[int]]) -> None:
-        """Start the due streams that free slots allow."""
+        """Start the due streams that free slots allow.
+
+        When only commits that named their streams woke it, it starts those: a claim
+        checks that the stream is due, so asking the database first would cost a round
+        trip for nothing. A named stream being delivered already needs nothing: its
+        delivery reads the rows committed meanwhile, and its end wakes a full look.
+        """
         _reap(active)
+        named, self._named = self._named, set()
         if len(active) >= self.concurrency:
+            self._look_all = True  # a slot to free first; its delivery's end looks again
             return
-        for stream in await self._due_streams(exclude=active):
+        if not self._look_all:
+            streams: Iterable[str] = sorted(named)
+        else:
+            self._look_all = False
+            streams = await self._due_streams(exclude=active)
+        for stream in streams:
+            if stream in active:
+                continue
             if len(active) >= self.concurrency:
                 break
             active[stream] = asyncio.create_task(self._deliver_logged(stream))
@@ -293,7 +328,7 @@ class AsyncOutboxRelay:
             )
             return 0
         finally:
-            self._wake.set()  # a freed slot, and maybe more rows: look again
+            self.wake()  # a freed slot, and maybe more rows: look again
 
     async def _wait(
         self, tasks: Iterable[asyncio.Task[int]], seconds: float, *, wakeable: bool

@@ -9,6 +9,11 @@ Two signals, both best effort (the relay still polls every ``poll_interval``):
   the transaction that wrote outbox rows (``pg_notify``, delivered by PostgreSQL at
   commit, never for a rolled back transaction); the relay listens on the channel named
   after the outbox table with a connection of its own (``LISTEN``, asyncpg or psycopg).
+
+Both name the streams that got rows, when they are few (at most
+:data:`NOTIFIED_STREAMS`): the relay then claims those streams at once, without first
+asking the database which streams are due. An empty payload, or no streams, means "look
+at every stream".
 """
 
 from __future__ import annotations
@@ -16,10 +21,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, String, bindparam, func, select
 from sqlalchemy.engine import URL
 
 from messagebus.adapters.sqlalchemy.outbox.reasons import error_reason
@@ -27,12 +32,18 @@ from messagebus.adapters.sqlalchemy.outbox.reasons import error_reason
 if TYPE_CHECKING:  # the unit of work imports this module, sync ones too
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-__all__ = ["listen", "notify_statement", "outbox_committed"]
+__all__ = ["NOTIFIED_STREAMS", "listen", "notify_statement", "outbox_committed"]
 
 logger = logging.getLogger("messagebus.relay")
 
+NOTIFIED_STREAMS = 4
+"""The most streams a transaction names in its wake-up; with more, it asks for a full look."""
+
+Wake = Callable[[Collection[str] | None], None]
+"""Wakes a relay: with the streams that got rows, or ``None`` for "look at every stream"."""
+
 _Key = tuple[str, str]
-_waiting: dict[_Key, set[Callable[[], None]]] = {}
+_waiting: dict[_Key, set[Wake]] = {}
 
 
 def _key(url: URL, table: str) -> _Key:
@@ -40,30 +51,46 @@ def _key(url: URL, table: str) -> _Key:
     return (url.render_as_string(hide_password=True), table)
 
 
-def outbox_committed(url: URL, table: str) -> None:
+def outbox_committed(url: URL, table: str, streams: Collection[str] | None = None) -> None:
     """Wake the relays of this process that deliver ``table`` on the database at ``url``.
 
     Call it after the commit of a transaction that wrote rows to the outbox table
-    ``table``; it returns at once, from any thread.
+    ``table``, with the streams of those rows if you know them (``None``: the relays look
+    at every stream); it returns at once, from any thread.
+
+    .. versionchanged:: 0.17
+       ``streams``.
     """
     for wake in tuple(_waiting.get(_key(url, table), ())):
-        wake()
+        wake(streams)
 
 
 def notify_statement(table: str) -> Select[Any]:
     """Return the statement that tells the relays listening on PostgreSQL about new rows.
 
-    Run it once in a transaction that wrote rows to the outbox table ``table``: PostgreSQL
-    delivers the notification at commit only, and once per transaction.
+    Run it in a transaction that wrote rows to the outbox table ``table``, with the
+    parameter ``stream`` set to the stream of the rows, once per stream (PostgreSQL
+    delivers each notification at commit only, and once per transaction); without the
+    parameter, the relays look at every stream.
+
+    .. versionchanged:: 0.17
+       The ``stream`` parameter.
     """
-    return select(func.pg_notify(table, ""))
+    return select(func.pg_notify(table, bindparam("stream", "", type_=String())))
+
+
+def _streams_of(payload: str) -> Collection[str] | None:
+    """Return the stream a notification names, or ``None`` if it names none."""
+    return (payload,) if payload else None
 
 
 @contextlib.asynccontextmanager
 async def listen(
-    engine: AsyncEngine, table: str, wake: Callable[[], None]
+    engine: AsyncEngine, table: str, wake: Wake
 ) -> AsyncIterator[Callable[[], Awaitable[None]]]:
     """Call ``wake`` (from the event loop) whenever rows are committed to ``table``.
+
+    ``wake`` receives the streams that got rows, or ``None`` when they are not known.
 
     In the process always; on PostgreSQL also from other processes, through ``LISTEN``
     on a connection of its own that is dropped at the end. A listener that cannot start
@@ -72,8 +99,8 @@ async def listen(
     """
     loop = asyncio.get_running_loop()
 
-    def threadsafe_wake() -> None:
-        loop.call_soon_threadsafe(wake)
+    def threadsafe_wake(streams: Collection[str] | None) -> None:
+        loop.call_soon_threadsafe(wake, streams)
 
     key = _key(engine.url, table)
     _waiting.setdefault(key, set()).add(threadsafe_wake)
@@ -100,7 +127,7 @@ async def listen(
 class _Listener:
     """A connection that LISTENs on the outbox table's channel, asyncpg or psycopg."""
 
-    def __init__(self, engine: AsyncEngine, channel: str, wake: Callable[[], None]) -> None:
+    def __init__(self, engine: AsyncEngine, channel: str, wake: Wake) -> None:
         self.engine = engine
         self.channel = channel
         self.wake = wake
@@ -125,7 +152,7 @@ class _Listener:
             await self.conn.execution_options(isolation_level="AUTOCOMMIT")
             self.raw = raw = (await self.conn.get_raw_connection()).driver_connection
             if self.engine.dialect.driver == "asyncpg":
-                await raw.add_listener(self.channel, lambda *_: self.wake())
+                await raw.add_listener(self.channel, lambda *args: self.wake(_streams_of(args[-1])))
             else:
                 await self.conn.exec_driver_sql(f'LISTEN "{self.channel}"')
                 self.task = asyncio.create_task(self._notifies(raw))
@@ -138,8 +165,8 @@ class _Listener:
 
     async def _notifies(self, raw: Any) -> None:
         with contextlib.suppress(Exception):
-            async for _ in raw.notifies():
-                self.wake()
+            async for notify in raw.notifies():
+                self.wake(_streams_of(notify.payload))
 
     async def stop(self) -> None:
         """Stop listening and drop the connection (it is not worth resetting)."""
