@@ -113,15 +113,18 @@ async def drain(
 
     The relay is started and idle first, as the relay of a running service is: its start
     (the first look, the LISTEN connection on PostgreSQL) is not part of its speed. The
-    rows become pending at once, and the relay is woken as a commit would.
+    rows become pending at once, and the relay is woken as a commit would: naming the
+    streams of the rows.
     """
+    async with engine.connect() as conn:
+        streams = list((await conn.execute(select(outbox.c.stream).distinct())).scalars())
     task = asyncio.create_task(relay.run())
     try:
         await asyncio.sleep(0.2)
         await reset(engine, outbox)
         with RoundTrips(engine) as trips:
             started = time.perf_counter()
-            relay.wake()
+            relay.wake(streams)
             while len(transport.sent) < rows and not task.done():
                 await asyncio.sleep(0.001)
         return max(transport.arrived.values(), default=started) - started, trips.count
