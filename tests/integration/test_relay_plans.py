@@ -93,7 +93,7 @@ def statements(
         "claim head": sql.claim_head,
         "rows from head": sql.rows_from,
         "rows after": sql.rows_after,
-        "mark and move": sql.mark_and_move,
+        "mark and pass": sql.mark_and_pass,
         "mark and hold": sql.mark_and_hold,
         "mark and release": sql.mark_and_release,
         "deliver": sql.deliver,

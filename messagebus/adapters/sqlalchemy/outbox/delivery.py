@@ -280,31 +280,26 @@ class StreamDelivery:
         async def mark_and_claim(conn: AsyncConnection) -> list[Any]:
             if sql.postgresql:
                 return list((await conn.execute(sql.mark_and_continue, params)).all())
-            # SQLite: two statements, each its own transaction (one commit, as above).
+            # SQLite: in one transaction, the marks and the lease passed on (it keeps
+            # its end and its token: no date to read back), then the rows it covers.
+            await conn.execute(sql.mark_and_pass, params)
             rows = (await conn.execute(sql.rows_after, params)).all()
-            if not rows or not rows[0][3]:  # nothing more, or the next row is not due
-                await conn.execute(sql.mark_and_move, {**params, "next": -1})
+            if not rows or not rows[0][3]:  # nothing more, or the lease was not passed on
                 return []
-            head = rows[0][0]
-            moved = await conn.execute(
-                sql.mark_and_move, {**params, "ids": [*sent, head], "next": head}
-            )
-            token = next((at for row_id, at, later in moved if row_id == head and later), None)
-            if token is None:  # the lease did not move: another relay took the stream
-                return []
-            return [(row_id, text, attempts, token) for row_id, text, attempts, _ in rows]
+            return [(row_id, text, attempts, lease.token) for row_id, text, attempts, _ in rows]
 
         rows = await self._transact(mark_and_claim, undo=self._hand_back)
         self._count(sent)
-        return self._lease(rows, started)
+        # On SQLite the lease kept its end; on PostgreSQL it got a new one.
+        return self._lease(rows, started + relay.lease if sql.postgresql else lease.deadline)
 
-    def _lease(self, rows: list[Any], started: float) -> Lease | None:
+    def _lease(self, rows: list[Any], deadline: float) -> Lease | None:
         """Return the lease of the rows a claim returned (id, payload, attempts, token)."""
         if not rows:
             return None
         return Lease(
             token=rows[0][3],
-            deadline=started + self.relay.lease,
+            deadline=deadline,
             rows=[read_row(row_id, text, attempts) for row_id, text, attempts, _ in rows],
             head=rows[0][0],
         )
@@ -338,7 +333,7 @@ class StreamDelivery:
             return [(*row, head[1]) for row in rows]
 
         rows = await self._transact(claim, undo=self._hand_back)
-        return self._lease(rows, started)
+        return self._lease(rows, started + relay.lease)
 
     async def _hold(self, lease: Lease) -> bool:
         """Whether a send may start now: renew the lease when its end draws near."""
@@ -408,7 +403,7 @@ class StreamDelivery:
         count = self._count(sent)
         if free or after is None:
             lease.head = None
-        elif (after, lease.token) in {(row_id, at) for row_id, at, _ in result}:
+        elif (after, lease.token) in {(row_id, at) for row_id, at in result}:
             lease.head = after
         else:
             self._lost(lease)

@@ -25,6 +25,7 @@ from sqlalchemy import (
     cast,
     func,
     literal_column,
+    or_,
     select,
     text,
     update,
@@ -113,26 +114,9 @@ class RelayStatements:
                 )
                 # The new head's available_at (the lease, if it moved), NULL for the
                 # rows marked: no date to read back for each of them.
-                .returning(
-                    o.id, case((moving, o.available_at)), case((moving, o.available_at > now))
-                )
+                .returning(o.id, case((moving, o.available_at)))
             )
 
-        self.rows_after = (
-            select(o.id, cast(o.payload, Text), o.attempts, o.available_at <= now)
-            .where(o.stream == stream, self.pending, o.id > bindparam("last", type_=o.id.type))
-            .order_by(o.id)
-            .limit(bindparam("limit"))
-        )
-        """The first ``limit`` pending rows of ``stream`` after ``last``, each with whether
-        it is due (see :attr:`mark_and_move`)."""
-        self.mark_and_move = mark(self.later("lease"))
-        """Mark the rows of ``ids`` delivered but ``next``, which gets a new lease if the
-        holder's ``head`` still has ``token``: what :attr:`mark_and_continue` does on
-        PostgreSQL, once :attr:`rows_after` read the rows (SQLite, whose CTEs cannot
-        write). The rows behind a leased head are nobody else's, so reading them first,
-        in a statement of its own, is safe. If ``next`` was due, its lease moved iff its
-        ``available_at`` is now later than the database's time (the third column)."""
         self.mark_and_hold = mark(token)
         """Mark the rows of ``ids`` delivered but ``next``, which gets the lease ``token``
         if the holder's ``head`` still has it: the lease moves to the new head."""
@@ -150,11 +134,10 @@ class RelayStatements:
             .values(delivered_at=now, attempts=o.attempts + 1)
         )
         """Mark the rows of ``ids`` delivered."""
+        last = bindparam("last", type_=o.id.type)
         next_head = (
-            select(func.min(o.id))
-            .where(o.stream == stream, self.pending, o.id > bindparam("last", type_=o.id.type))
-            .scalar_subquery()
-        )
+            select(func.min(o.id)).where(o.stream == stream, self.pending, o.id > last)
+        ).scalar_subquery()
         self.move_head = (
             update(outbox)
             .where(o.id == next_head, o.available_at <= now, still_held)
@@ -162,6 +145,33 @@ class RelayStatements:
             .returning(o.id, o.available_at)
         )
         """Lease the stream's next head, after ``last``, if ``head`` still holds ``token``."""
+        passing = o.id == next_head
+        self.mark_and_pass = (
+            update(outbox)
+            .where(or_(and_(o.id.in_(ids), o.delivered_at.is_(None)), passing))
+            .values(
+                delivered_at=case((passing, o.delivered_at), else_=now),
+                attempts=case((passing, o.attempts), else_=o.attempts + 1),
+                available_at=case(
+                    (and_(passing, o.available_at <= now, still_held), token),
+                    else_=o.available_at,
+                ),
+            )
+        )
+        """Mark the rows of ``ids`` delivered, and pass the lease ``token`` on to the
+        stream's next row after ``last`` if it is due and ``head`` still holds the lease:
+        the lease keeps its end. With :attr:`rows_after`, in the same transaction, what
+        :attr:`mark_and_continue` does in one statement on PostgreSQL (SQLite's CTEs
+        cannot write), with no date to read back."""
+        self.rows_after = (
+            select(o.id, cast(o.payload, Text), o.attempts, o.available_at == token)
+            .where(o.stream == stream, self.pending, o.id > last)
+            .order_by(o.id)
+            .limit(bindparam("limit"))
+        )
+        """The first ``limit`` pending rows of ``stream`` after ``last``, each with whether
+        it holds the lease ``token``: the first one does if :attr:`mark_and_pass` passed
+        the lease on to it."""
         marked = self.deliver.returning(o.id).cte("marked")
         moved = self.move_head.cte("moved")
         self.mark_and_continue = (
