@@ -8,7 +8,7 @@ delivered because a commit woke the relay.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -184,6 +184,27 @@ def looks_at_every_stream(statement: str) -> bool:
     return "GROUP BY" in statement
 
 
+async def statements_before_send(
+    relay: AsyncOutboxRelay,
+    transport: RecordingTransport,
+    write: Callable[[], Awaitable[list[str]]],
+) -> list[str]:
+    """Run ``write``, which commits rows and returns their ids; wait until the relay sent
+    them; return the statements the relay ran before its first send."""
+    before_send: list[str] = []
+    with Statements(relay.engine) as statements:
+        transport.on_send = lambda _: before_send.extend(statements.seen)
+        ids = await write()
+
+        async def sent() -> bool:
+            """the relay sent the committed rows"""
+            return ids == transport.sent
+
+        await eventually(sent)
+    assert before_send
+    return before_send
+
+
 async def test_a_commit_names_its_stream_and_the_relay_claims_it_at_once(
     db: OutboxDatabase,
 ) -> None:
@@ -191,19 +212,13 @@ async def test_a_commit_names_its_stream_and_the_relay_claims_it_at_once(
     relay = AsyncOutboxRelay(db.new_engine(), transport, outbox=db.outbox, poll_interval=NEVER)
     task = await running(relay)
     try:
-        with Statements(relay.engine) as statements:
-            before_send: list[str] = []
-            transport.on_send = lambda _: before_send.extend(statements.seen)
-            sent = [await publish(db, 0)]
 
-            async def sent_it() -> bool:
-                """the relay sent the committed row"""
-                return sent == transport.sent
+        async def write() -> list[str]:
+            return [await publish(db, 0)]
 
-            await eventually(sent_it)
+        before_send = await statements_before_send(relay, transport, write)
         # The commit named stream "a": the relay claimed it without asking which
         # streams are due (it asks once the delivery ended, for whatever came meanwhile).
-        assert before_send
         assert not [s for s in before_send if looks_at_every_stream(s)]
     finally:
         relay.stop()
@@ -270,19 +285,14 @@ async def test_notify_names_the_stream_of_another_processs_rows(pg: OutboxDataba
     relay = AsyncOutboxRelay(engine, transport, outbox=db.outbox, poll_interval=NEVER)
     task = await running(relay)
     try:
-        with Statements(engine) as statements:
-            before_send: list[str] = []
-            transport.on_send = lambda _: before_send.extend(statements.seen)
+
+        async def write() -> list[str]:  # as another process: rows, then NOTIFY
             ids = await db.add({"a": 1})
             async with db.engine.begin() as conn:
                 await conn.execute(notify_statement(db.outbox.name), {"stream": "a"})
+            return ids
 
-            async def sent() -> bool:
-                """the notified relay sent the row"""
-                return ids == transport.sent
-
-            await eventually(sent)
-        assert before_send
+        before_send = await statements_before_send(relay, transport, write)
         assert not [s for s in before_send if looks_at_every_stream(s)]
     finally:
         relay.stop()
