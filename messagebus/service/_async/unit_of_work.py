@@ -71,6 +71,16 @@ _REPOSITORIES = "_messagebus_repositories"
 _DELETED = object()
 
 
+class _NoRepository:
+    """The first repository of a unit of work that has none: it never saw a model."""
+
+    __slots__ = ()
+    seen: tuple[()] = ()
+
+
+_NO_REPOSITORY = _NoRepository()
+
+
 class _Repositories:
     """The repositories among the attributes of a unit of work, as the bus reads them.
 
@@ -78,12 +88,18 @@ class _Repositories:
     :func:`_transaction_class`).
     """
 
-    __slots__ = ("all", "for_transaction")
+    __slots__ = ("all", "first", "for_transaction", "others")
 
     def __init__(self, members: dict[str, Any], uow_class: type) -> None:
         self.all: tuple[AsyncAbstractRepository[Any], ...] = tuple(
             member for member in members.values() if isinstance(member, AsyncAbstractRepository)
         )
+        # `all` split for the bus, which reads the first one's `seen` after each handler
+        # without a loop (see AsyncMessageBus.handle).
+        self.first: AsyncAbstractRepository[Any] | _NoRepository = (
+            self.all[0] if self.all else _NO_REPOSITORY
+        )
+        self.others = self.all[1:]
         skipped = _transaction_class(uow_class)._not_copied
         self.for_transaction = {
             name: value for name, value in members.items() if name not in skipped
@@ -281,7 +297,7 @@ class AsyncUnitOfWorkTransaction(Generic[TAsyncUow]):
         # of the unit of work is set (a handler may set a repository): then the bus
         # asks the unit of work again. A read on the transaction costs less than a
         # look in the unit of work's __dict__.
-        self._repositories_all: tuple[AsyncAbstractRepository[Any], ...] | None = found.all
+        self._watched: _Repositories | None = found
 
     if TYPE_CHECKING:  # the attributes of the unit of work, typed Any (see _transaction_class)
 
@@ -295,7 +311,7 @@ class AsyncUnitOfWorkTransaction(Generic[TAsyncUow]):
 
     def _member_set(self, name: str, value: object) -> None:
         """Follow an attribute of the unit of work set, replaced or deleted (``_DELETED``)."""
-        self._repositories_all = None
+        self._watched = None
         if name in self._not_copied:
             return
         if value is _DELETED:
@@ -450,7 +466,7 @@ _OWN_NAMES = frozenset(dir(AsyncUnitOfWorkTransaction)) | {
     "_times",
     "_counts",
     "_publishes",
-    "_repositories_all",
+    "_watched",
 }
 
 
