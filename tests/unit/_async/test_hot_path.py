@@ -20,7 +20,7 @@ from messagebus import (
 )
 from tests.unit._async.fakes import AsyncInMemoryBookRepository, AsyncInMemoryUnitOfWork
 from tests.unit._async.handlers import books
-from tests.unit.model import Book, BookRegistered, RegisterBook, ShelfUpdated
+from tests.unit.model import Book, BookRegistered, RegisterBook, ReviewBook, ShelfUpdated
 
 
 class CountingOnly(SinkholeMetricsStore):
@@ -419,3 +419,24 @@ async def test_a_unit_of_work_without_repositories_reads_the_one_a_handler_sets(
         await bus.handle(RegisterBook(id="2", title="Emma"), transaction)
         await transaction.commit()
     assert ["registered 2"] == handled
+
+
+async def test_a_repository_set_in_a_command_handled_within_a_handler_is_read_after_it(
+    uow: AsyncInMemoryUnitOfWork,
+) -> None:
+    handled: list[str] = []
+    bus = recording_bus(handled)
+
+    async def register(command: RegisterBook, transaction: Any) -> None:
+        await bus.handle(ReviewBook(book_id=command.id, stars=5), transaction)
+        await transaction.uow.archive.add(book_raising(ShelfUpdated(book_id="archive")))
+
+    async def review(command: ReviewBook, transaction: Any) -> None:
+        transaction.uow.archive = AsyncInMemoryBookRepository()  # set by the inner handle()
+
+    bus.add_listener(RegisterBook, register)
+    bus.add_listener(ReviewBook, review)
+    async with uow as transaction:
+        await bus.handle(RegisterBook(id="1", title="Dune"), transaction)
+        await transaction.commit()
+    assert ["shelf archive"] == handled

@@ -21,7 +21,7 @@ from messagebus import (
 )
 from tests.unit._sync.fakes import SyncInMemoryBookRepository, SyncInMemoryUnitOfWork
 from tests.unit._sync.handlers import books
-from tests.unit.model import Book, BookRegistered, RegisterBook, ShelfUpdated
+from tests.unit.model import Book, BookRegistered, RegisterBook, ReviewBook, ShelfUpdated
 
 
 class CountingOnly(SinkholeMetricsStore):
@@ -420,3 +420,24 @@ def test_a_unit_of_work_without_repositories_reads_the_one_a_handler_sets(
         bus.handle(RegisterBook(id="2", title="Emma"), transaction)
         transaction.commit()
     assert ["registered 2"] == handled
+
+
+def test_a_repository_set_in_a_command_handled_within_a_handler_is_read_after_it(
+    uow: SyncInMemoryUnitOfWork,
+) -> None:
+    handled: list[str] = []
+    bus = recording_bus(handled)
+
+    def register(command: RegisterBook, transaction: Any) -> None:
+        bus.handle(ReviewBook(book_id=command.id, stars=5), transaction)
+        transaction.uow.archive.add(book_raising(ShelfUpdated(book_id="archive")))
+
+    def review(command: ReviewBook, transaction: Any) -> None:
+        transaction.uow.archive = SyncInMemoryBookRepository()  # set by the inner handle()
+
+    bus.add_listener(RegisterBook, register)
+    bus.add_listener(ReviewBook, review)
+    with uow as transaction:
+        bus.handle(RegisterBook(id="1", title="Dune"), transaction)
+        transaction.commit()
+    assert ["shelf archive"] == handled
