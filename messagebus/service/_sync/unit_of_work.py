@@ -22,7 +22,7 @@ import abc
 import contextlib
 import weakref
 from collections.abc import Iterable, Iterator
-from types import TracebackType
+from types import SimpleNamespace, TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast
 
 from messagebus.domain.model import Message, TransactionError, TransactionStatus
@@ -72,6 +72,15 @@ _REPOSITORIES = "_messagebus_repositories"
 _DELETED = object()
 
 
+# Stand-ins for the first repository in _Repositories, where the bus reads none. Of a
+# unit of work without repositories: it never sees a model.
+_NO_REPOSITORY = SimpleNamespace(seen=())
+# When the bus must look closer after each handler: its `seen` is never empty. The
+# repositories are outdated (an attribute of the unit of work was set, see
+# SyncUnitOfWorkTransaction._member_set), or the unit of work collects its events.
+_LOOK_CLOSER = SimpleNamespace(seen=("look closer",))
+
+
 class _Repositories:
     """The repositories among the attributes of a unit of work, as the bus reads them.
 
@@ -79,12 +88,18 @@ class _Repositories:
     :func:`_transaction_class`).
     """
 
-    __slots__ = ("all", "for_transaction")
+    __slots__ = ("all", "first", "for_transaction", "others")
 
     def __init__(self, members: dict[str, Any], uow_class: type) -> None:
         self.all: tuple[SyncAbstractRepository[Any], ...] = tuple(
             member for member in members.values() if isinstance(member, SyncAbstractRepository)
         )
+        # `all` split for the bus, which reads the first one's `seen` after each handler
+        # without a loop (see SyncMessageBus.handle).
+        self.first: SyncAbstractRepository[Any] | SimpleNamespace = (
+            self.all[0] if self.all else _NO_REPOSITORY
+        )
+        self.others = self.all[1:]
         skipped = _transaction_class(uow_class)._not_copied
         self.for_transaction = {
             name: value for name, value in members.items() if name not in skipped
@@ -278,11 +293,11 @@ class SyncUnitOfWorkTransaction(Generic[TSyncUow]):
         found = uow.__dict__.get(_REPOSITORIES) or uow._repositories()
         for name, repository in found.for_transaction.items():
             setattr(self, name, repository)
-        # The repositories the bus looks at after each handler; None once an attribute
-        # of the unit of work is set (a handler may set a repository): then the bus
-        # asks the unit of work again. A read on the transaction costs less than a
-        # look in the unit of work's __dict__.
-        self._repositories_all: tuple[SyncAbstractRepository[Any], ...] | None = found.all
+        # The repositories the bus looks at after each handler; outdated once an
+        # attribute of the unit of work is set (a handler may set a repository): then
+        # the bus asks the unit of work again. A read on the transaction costs less
+        # than a look in the unit of work's __dict__.
+        self._watched = found
 
     if TYPE_CHECKING:  # the attributes of the unit of work, typed Any (see _transaction_class)
 
@@ -296,7 +311,8 @@ class SyncUnitOfWorkTransaction(Generic[TSyncUow]):
 
     def _member_set(self, name: str, value: object) -> None:
         """Follow an attribute of the unit of work set, replaced or deleted (``_DELETED``)."""
-        self._repositories_all = None
+        # The unit of work forgot these repositories (see __setattr__): the bus asks again.
+        self._watched.first = _LOOK_CLOSER
         if name in self._not_copied:
             return
         if value is _DELETED:
@@ -451,7 +467,7 @@ _OWN_NAMES = frozenset(dir(SyncUnitOfWorkTransaction)) | {
     "_times",
     "_counts",
     "_publishes",
-    "_repositories_all",
+    "_watched",
 }
 
 

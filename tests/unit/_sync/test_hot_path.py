@@ -21,7 +21,7 @@ from messagebus import (
 )
 from tests.unit._sync.fakes import SyncInMemoryBookRepository, SyncInMemoryUnitOfWork
 from tests.unit._sync.handlers import books
-from tests.unit.model import Book, BookRegistered, RegisterBook
+from tests.unit.model import Book, BookRegistered, RegisterBook, ReviewBook, ShelfUpdated
 
 
 class CountingOnly(SinkholeMetricsStore):
@@ -284,3 +284,160 @@ def test_the_events_of_a_repository_a_handler_set_are_handled() -> None:
         assert transaction.shelves is uow.shelves
         transaction.commit()
     assert ["1"] == handled
+
+
+# After each handler the bus reads the first repository's `seen` without a loop, and
+# the others' with one; a handler may set a repository, or replace a `seen` list.
+
+
+def book_raising(event: BookRegistered | ShelfUpdated) -> Book:
+    book = Book(id="1", title="Dune")
+    book.messages.append(event)
+    return book
+
+
+def recording_bus(handled: list[str]) -> SyncMessageBus[SyncInMemoryUnitOfWork]:
+    """A bus whose event handlers record the events, registering a book of a command."""
+    recording: SyncMessageBus[SyncInMemoryUnitOfWork] = SyncMessageBus()
+
+    def on_registered(event: BookRegistered, transaction: Any) -> None:
+        handled.append(f"registered {event.id}")
+
+    def on_shelf(event: ShelfUpdated, transaction: Any) -> None:
+        handled.append(f"shelf {event.book_id}")
+
+    recording.add_listener(BookRegistered, on_registered)
+    recording.add_listener(ShelfUpdated, on_shelf)
+    return recording
+
+
+def test_the_events_of_every_repository_are_handled_in_their_order(
+    uow: SyncInMemoryUnitOfWork,
+) -> None:
+    handled: list[str] = []
+    bus = recording_bus(handled)
+    uow.archive = SyncInMemoryBookRepository()
+    uow.shelves = SyncInMemoryBookRepository()
+
+    def register(command: RegisterBook, transaction: Any) -> None:
+        transaction.uow.shelves.add(book_raising(ShelfUpdated(book_id="shelves")))
+        transaction.uow.archive.add(book_raising(ShelfUpdated(book_id="archive")))
+
+    bus.add_listener(RegisterBook, register)
+    with uow as transaction:
+        bus.handle(RegisterBook(id="1", title="Dune"), transaction)
+        transaction.commit()
+    # By repository, in the order the unit of work has them: the first one has none.
+    assert ["shelf archive", "shelf shelves"] == handled
+
+
+def test_the_events_of_a_repository_after_the_first_are_handled_after_each_handler(
+    uow: SyncInMemoryUnitOfWork,
+) -> None:
+    handled: list[str] = []
+    bus = recording_bus(handled)
+    uow.archive = SyncInMemoryBookRepository()
+
+    def register(command: RegisterBook, transaction: Any) -> None:
+        transaction.uow.books.add(book_raising(BookRegistered(id="1", title="Dune")))
+
+    def first(event: BookRegistered, transaction: Any) -> None:
+        transaction.uow.archive.add(book_raising(ShelfUpdated(book_id="archive")))
+
+    def second(event: BookRegistered, transaction: Any) -> None:
+        transaction.uow.books.add(book_raising(ShelfUpdated(book_id="books")))
+
+    bus.add_listener(RegisterBook, register)
+    bus.add_listener(BookRegistered, first)
+    bus.add_listener(BookRegistered, second)
+    with uow as transaction:
+        bus.handle(RegisterBook(id="1", title="Dune"), transaction)
+        transaction.commit()
+    # Read after each handler: the archive's event first, though `books` comes first.
+    assert ["registered 1", "shelf archive", "shelf books"] == handled
+
+
+def test_a_repository_a_handler_sets_between_two_others_is_read_after_it(
+    uow: SyncInMemoryUnitOfWork,
+) -> None:
+    handled: list[str] = []
+    bus = recording_bus(handled)
+
+    def register(command: RegisterBook, transaction: Any) -> None:
+        transaction.uow.books.add(book_raising(BookRegistered(id="1", title="Dune")))
+
+    def first(event: BookRegistered, transaction: Any) -> None:
+        transaction.uow.archive = archive = SyncInMemoryBookRepository()
+        archive.add(book_raising(ShelfUpdated(book_id="archive")))
+
+    def second(event: BookRegistered, transaction: Any) -> None:
+        transaction.uow.books.add(book_raising(ShelfUpdated(book_id="books")))
+
+    bus.add_listener(RegisterBook, register)
+    bus.add_listener(BookRegistered, first)
+    bus.add_listener(BookRegistered, second)
+    with uow as transaction:
+        bus.handle(RegisterBook(id="1", title="Dune"), transaction)
+        transaction.commit()
+    assert ["registered 1", "shelf archive", "shelf books"] == handled
+
+
+@pytest.mark.parametrize("repository", ["books", "archive"])
+def test_a_seen_list_a_handler_replaces_is_read(
+    uow: SyncInMemoryUnitOfWork, repository: str
+) -> None:
+    handled: list[str] = []
+    bus = recording_bus(handled)
+    uow.archive = SyncInMemoryBookRepository()
+
+    def register(command: RegisterBook, transaction: Any) -> None:
+        getattr(transaction.uow, repository).seen = [
+            book_raising(BookRegistered(id="1", title="Dune"))
+        ]
+
+    bus.add_listener(RegisterBook, register)
+    with uow as transaction:
+        bus.handle(RegisterBook(id="1", title="Dune"), transaction)
+        transaction.commit()
+    assert ["registered 1"] == handled
+
+
+def test_a_unit_of_work_without_repositories_reads_the_one_a_handler_sets(
+    uow: SyncInMemoryUnitOfWork,
+) -> None:
+    handled: list[str] = []
+    bus = recording_bus(handled)
+    del uow.books
+
+    def register(command: RegisterBook, transaction: Any) -> None:
+        if command.id == "2":
+            transaction.uow.books = books = SyncInMemoryBookRepository()
+            books.add(book_raising(BookRegistered(id=command.id, title="Dune")))
+
+    bus.add_listener(RegisterBook, register)
+    with uow as transaction:
+        bus.handle(RegisterBook(id="1", title="Dune"), transaction)  # none to read
+        bus.handle(RegisterBook(id="2", title="Emma"), transaction)
+        transaction.commit()
+    assert ["registered 2"] == handled
+
+
+def test_a_repository_set_in_a_command_handled_within_a_handler_is_read_after_it(
+    uow: SyncInMemoryUnitOfWork,
+) -> None:
+    handled: list[str] = []
+    bus = recording_bus(handled)
+
+    def register(command: RegisterBook, transaction: Any) -> None:
+        bus.handle(ReviewBook(book_id=command.id, stars=5), transaction)
+        transaction.uow.archive.add(book_raising(ShelfUpdated(book_id="archive")))
+
+    def review(command: ReviewBook, transaction: Any) -> None:
+        transaction.uow.archive = SyncInMemoryBookRepository()  # set by the inner handle()
+
+    bus.add_listener(RegisterBook, register)
+    bus.add_listener(ReviewBook, review)
+    with uow as transaction:
+        bus.handle(RegisterBook(id="1", title="Dune"), transaction)
+        transaction.commit()
+    assert ["shelf archive"] == handled
