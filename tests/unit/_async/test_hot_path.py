@@ -233,6 +233,20 @@ async def test_an_attribute_named_like_one_of_the_transaction_does_not_hide_it()
         await transaction.commit()
 
 
+async def test_a_unit_of_work_whose_class_changed_gets_the_transactions_of_its_new_class() -> None:
+    uow = AsyncInMemoryUnitOfWork()
+    async with uow as transaction:  # the next transaction may reuse this one's class
+        await transaction.commit()
+    uow.__class__ = WithExtras
+    async with uow as transaction:
+        assert "on shelf A" == transaction.shelved  # only WithExtras's transactions have it
+        await transaction.commit()
+    uow.__class__ = AsyncInMemoryUnitOfWork
+    async with uow as transaction:
+        assert not hasattr(transaction, "shelved")
+        await transaction.commit()
+
+
 class Dynamic(AsyncInMemoryUnitOfWork):
     def __getattr__(self, name: str) -> Any:
         if name.startswith("dynamic_"):

@@ -234,6 +234,20 @@ def test_an_attribute_named_like_one_of_the_transaction_does_not_hide_it() -> No
         transaction.commit()
 
 
+def test_a_unit_of_work_whose_class_changed_gets_the_transactions_of_its_new_class() -> None:
+    uow = SyncInMemoryUnitOfWork()
+    with uow as transaction:  # the next transaction may reuse this one's class
+        transaction.commit()
+    uow.__class__ = WithExtras
+    with uow as transaction:
+        assert "on shelf A" == transaction.shelved  # only WithExtras's transactions have it
+        transaction.commit()
+    uow.__class__ = SyncInMemoryUnitOfWork
+    with uow as transaction:
+        assert not hasattr(transaction, "shelved")
+        transaction.commit()
+
+
 class Dynamic(SyncInMemoryUnitOfWork):
     def __getattr__(self, name: str) -> Any:
         if name.startswith("dynamic_"):
