@@ -94,29 +94,6 @@ async def test_a_commit_of_the_unit_of_work_wakes_the_relay(db: OutboxDatabase) 
         await relay.engine.dispose()
 
 
-async def test_notify_wakes_a_relay_of_another_process(pg: OutboxDatabase) -> None:
-    db = pg
-    transport = RecordingTransport()
-    engine = named_engine(db, f"{db.prefix}listener")
-    relay = AsyncOutboxRelay(engine, transport, outbox=db.outbox, poll_interval=NEVER)
-    task = await running(relay)
-    try:
-        # Written as another process would: rows and pg_notify, no in-process signal.
-        ids = await db.add({"a": 2})
-        async with db.engine.begin() as conn:
-            await conn.execute(notify_statement(db.outbox.name))
-
-        async def sent() -> bool:
-            """the notified relay sent the rows"""
-            return ids == transport.sent
-
-        await eventually(sent)
-    finally:
-        relay.stop()
-        await asyncio.wait_for(task, timeout=10)
-        await engine.dispose()
-
-
 async def test_polling_delivers_when_no_commit_wakes_the_relay(db: OutboxDatabase) -> None:
     transport = RecordingTransport()
     relay = AsyncOutboxRelay(db.engine, transport, outbox=db.outbox, poll_interval=0.05)
@@ -278,7 +255,10 @@ async def test_a_transaction_of_many_streams_asks_every_relay_to_look(pg: Outbox
     assert payloads == [*streams[:NOTIFIED_STREAMS], ""]
 
 
-async def test_notify_names_the_stream_of_another_processs_rows(pg: OutboxDatabase) -> None:
+@pytest.mark.parametrize("payload", [None, "a"])
+async def test_notify_wakes_a_relay_of_another_process(
+    pg: OutboxDatabase, payload: str | None
+) -> None:
     db = pg
     transport = RecordingTransport()
     engine = named_engine(db, f"{db.prefix}listener")
@@ -286,14 +266,17 @@ async def test_notify_names_the_stream_of_another_processs_rows(pg: OutboxDataba
     task = await running(relay)
     try:
 
-        async def write() -> list[str]:  # as another process: rows, then NOTIFY
-            ids = await db.add({"a": 1})
+        async def write() -> list[str]:  # as another process: rows and pg_notify only
+            ids = await db.add({"a": 2})
             async with db.engine.begin() as conn:
-                await conn.execute(notify_statement(db.outbox.name), {"stream": "a"})
+                parameters = {} if payload is None else {"stream": payload}
+                await conn.execute(notify_statement(db.outbox.name), parameters)
             return ids
 
         before_send = await statements_before_send(relay, transport, write)
-        assert not [s for s in before_send if looks_at_every_stream(s)]
+        # Named, the stream is claimed at once; unnamed, the relay looks at every stream.
+        looked = [s for s in before_send if looks_at_every_stream(s)]
+        assert bool(looked) == (payload is None)
     finally:
         relay.stop()
         await asyncio.wait_for(task, timeout=10)
