@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import gc
 import weakref
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from types import SimpleNamespace, TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast
@@ -35,7 +37,6 @@ from messagebus.service._async.repository import (
     AsyncAbstractRepository,
     AsyncSinkholeMessageStoreRepository,
 )
-from messagebus.service._per_instance import PerInstance
 
 if TYPE_CHECKING:
     from messagebus.service._async.dependency import AsyncDependency
@@ -64,9 +65,11 @@ _rolledback = TransactionStatus.rolledback
 _closed = TransactionStatus.closed
 
 _SHARED_METRICS = SinkholeMetricsStore()
-# The repositories of a unit of work (see _Repositories), kept in its __dict__ until an
-# attribute is set or deleted.
+# The repositories of a unit of work (see _Repositories), kept on it until an attribute
+# is set or deleted.
 _REPOSITORIES = "_messagebus_repositories"
+# The attributes of a unit of work, by name (see AsyncAbstractUnitOfWork._members).
+_MEMBERS = "_messagebus_members"
 # Deleted, for AsyncUnitOfWorkTransaction._member_set().
 _DELETED = object()
 
@@ -100,9 +103,10 @@ class _Repositories:
         )
         self.others = self.all[1:]
         skipped = _transaction_class(uow_class)._not_copied
-        self.for_transaction = {
-            name: value for name, value in members.items() if name not in skipped
-        }
+        # Pairs rather than a dict: no items() view and no tuple made per name (-670).
+        self.for_transaction = tuple(
+            (name, value) for name, value in members.items() if name not in skipped
+        )
 
 
 class AsyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TAsyncMessageStore, TMetricsStore]):
@@ -119,31 +123,66 @@ class AsyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TAsyncMessageStore
     repository (the 0.16 way), typed ``Any``.
     """
 
-    messagestore: TAsyncMessageStore = PerInstance(  # type: ignore[assignment]
-        AsyncSinkholeMessageStoreRepository
-    )
-    """Where the bus stores every message it processed."""
-    metrics_store: TMetricsStore = _SHARED_METRICS  # type: ignore[assignment]
-    """Where transactions and messages are counted; records nothing by default."""
-    _transaction: AsyncUnitOfWorkTransaction[Any]
+    messagestore: TAsyncMessageStore
+    """Where the bus stores every message it processed; by default, each unit of work
+    gets its own :class:`AsyncSinkholeMessageStoreRepository`."""
+    metrics_store: TMetricsStore
+    """Where transactions and messages are counted; by default, a
+    :class:`~messagebus.SinkholeMetricsStore` that records nothing."""
+    # Set by __new__ on every instance (no class-level values, see there).
+    _transaction: AsyncUnitOfWorkTransaction[Any] | None
+    _messagebus_repositories: _Repositories | None
+    _messagebus_members: dict[str, Any]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        # Every attribute the bus reads is set here, on the instance, even for a
+        # subclass whose __init__ skips super().__init__(): CPython 3.11 loads an
+        # instance attribute fast only when the class has no attribute of that name (a
+        # default, a descriptor) and the instance's __dict__ was never read, which is
+        # also why nothing here reads it (-1.6k instructions per command).
+        uow = super().__new__(cls)
+        set_attribute = object.__setattr__
+        set_attribute(uow, "_transaction", None)
+        set_attribute(uow, _REPOSITORIES, None)
+        # The attributes set since, by name, for _repositories(): the same as __dict__,
+        # without reading it (see _members()).
+        members: dict[str, Any] = {}
+        set_attribute(uow, _MEMBERS, members)
+        # A subclass may give either one a class-level value: it is kept.
+        if not hasattr(cls, "metrics_store"):
+            members["metrics_store"] = _SHARED_METRICS
+            set_attribute(uow, "metrics_store", _SHARED_METRICS)
+        if not hasattr(cls, "messagestore"):
+            members["messagestore"] = store = AsyncSinkholeMessageStoreRepository()
+            set_attribute(uow, "messagestore", store)
+        return uow
 
     def __setattr__(self, name: str, value: Any) -> None:
         # A transaction copies the attributes of its unit of work: they are looked for
         # again when next needed, and the open transaction follows the change.
-        members = self.__dict__
-        members.pop(_REPOSITORIES, None)
-        transaction: AsyncUnitOfWorkTransaction[Any] | None = members.get("_transaction")
+        object.__setattr__(self, name, value)
+        self._messagebus_members[name] = value
+        object.__setattr__(self, _REPOSITORIES, None)
+        transaction = self._transaction
         if transaction is not None and transaction.status is not _closed:
             transaction._member_set(name, value)
-        object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
-        members = self.__dict__
-        members.pop(_REPOSITORIES, None)
-        transaction: AsyncUnitOfWorkTransaction[Any] | None = members.get("_transaction")
+        object.__delattr__(self, name)
+        self._messagebus_members.pop(name, None)
+        object.__setattr__(self, _REPOSITORIES, None)
+        transaction = self._transaction
         if transaction is not None and transaction.status is not _closed:
             transaction._member_set(name, _DELETED)
-        object.__delattr__(self, name)
+
+    def _set_quietly(self, name: str, value: Any) -> None:
+        """Set an attribute that is no repository, for an adapter: no transaction follows it.
+
+        Cheaper than ``__setattr__`` (the repositories are not looked for again), for
+        what an adapter changes on every transaction, such as its connection.
+        """
+        object.__setattr__(self, name, value)
+        self._messagebus_members[name] = value
 
     def collect_new_events(self) -> Iterator[Message[Any]]:
         """Yield, and forget, the events raised by the models in the repositories' ``seen``."""
@@ -152,18 +191,31 @@ class AsyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TAsyncMessageStore
     def _repositories(self) -> _Repositories:
         """Return the repositories among the attributes of the unit of work.
 
-        They are looked for once and kept until an attribute that is, or was, a
-        repository is set or deleted (see ``__setattr__``), so the answer is exact.
+        They are looked for once and kept until an attribute is set or deleted (see
+        ``__setattr__``), so the answer is exact.
         """
-        members = self.__dict__
-        found: _Repositories | None = members.get(_REPOSITORIES)
+        found = self._messagebus_repositories
         if found is None:
-            found = members[_REPOSITORIES] = _Repositories(members, type(self))
+            found = _Repositories(self._members(), type(self))
+            object.__setattr__(self, _REPOSITORIES, found)
         return found
 
+    def _members(self) -> dict[str, Any]:
+        """Return the attributes of the unit of work, by name, without the bus's own.
+
+        They are those ``__setattr__`` recorded, unless an attribute was set without it
+        (``object.__setattr__``, a write into ``__dict__``): then ``__dict__`` is read.
+        The instance's referents tell, without reading ``__dict__``: its attributes'
+        values and its class, or its ``__dict__`` and its class once that was read.
+        """
+        members = self._messagebus_members
+        expected = [*members.values(), self._transaction, self._messagebus_repositories, members]
+        if Counter(map(id, gc.get_referents(self))) != Counter(map(id, [*expected, type(self)])):
+            members = vars(self)
+        return {name: value for name, value in members.items() if name not in _INTERNAL_NAMES}
+
     async def __aenter__(self) -> AsyncUnitOfWorkTransaction[Self]:
-        members = self.__dict__
-        current: AsyncUnitOfWorkTransaction[Any] | None = members.get("_transaction")
+        current = self._transaction
         if current is None:
             transaction_class = _transaction_class(type(self))
         else:
@@ -179,7 +231,7 @@ class AsyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TAsyncMessageStore
             if transaction_class._made_for() is not type(self):
                 transaction_class = _transaction_class(type(self))
         transaction = transaction_class(self)
-        members["_transaction"] = transaction  # not a repository: no need for __setattr__
+        object.__setattr__(self, "_transaction", transaction)
         self.metrics_store.inc_beginned_transaction_count()
         return transaction
 
@@ -189,7 +241,8 @@ class AsyncAbstractUnitOfWork(abc.ABC, Generic[TRepositories, TAsyncMessageStore
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        transaction = self._transaction
+        # Set by __aenter__ (no cast(): a call less on every command).
+        transaction: AsyncUnitOfWorkTransaction[Any] = self._transaction  # type: ignore[assignment]
         if exc is None and transaction.status is _committed and not transaction._detached:
             # The usual way out: _close() without a coroutine of its own, since most
             # transactions have nothing to release or publish.
@@ -297,8 +350,8 @@ class AsyncUnitOfWorkTransaction(Generic[TAsyncUow]):
         # They are set one by one: reading self.__dict__ would make CPython 3.11 turn
         # the instance's inline attributes into a dict, which costs more than this loop
         # and slows every later attribute access.
-        found = uow.__dict__.get(_REPOSITORIES) or uow._repositories()
-        for name, repository in found.for_transaction.items():
+        found = uow._messagebus_repositories or uow._repositories()
+        for name, repository in found.for_transaction:
             setattr(self, name, repository)
         # The repositories the bus looks at after each handler; outdated once an
         # attribute of the unit of work is set (a handler may set a repository): then
@@ -462,7 +515,7 @@ class AsyncUnitOfWorkTransaction(Generic[TAsyncUow]):
 
 
 # The names of the unit of work that are the bus's bookkeeping, not for a transaction.
-_INTERNAL_NAMES = frozenset({"_transaction", _REPOSITORIES})
+_INTERNAL_NAMES = frozenset({"_transaction", _REPOSITORIES, _MEMBERS})
 # The names of the transaction itself: an attribute of the unit of work of the same name
 # is not copied (`transaction.status` is the transaction's status, whatever the unit of
 # work holds); it stays reachable as `transaction.uow.status`.

@@ -188,6 +188,44 @@ async def test_default_message_stores_are_not_shared() -> None:
     assert [] == second.messagestore.stream_buffer
 
 
+async def test_class_level_stores_of_a_subclass_are_kept() -> None:
+    from messagebus import AsyncSinkholeMessageStoreRepository
+
+    metrics = RecordingMetricsStore()
+    store = AsyncSinkholeMessageStoreRepository()
+
+    class SharedStoresUnitOfWork(AsyncAbstractUnitOfWork):  # type: ignore[type-arg]
+        metrics_store = metrics
+        messagestore = store
+
+        async def commit(self) -> None:
+            pass
+
+        async def rollback(self) -> None:
+            pass
+
+    uow = SharedStoresUnitOfWork()
+    assert (metrics, store) == (uow.metrics_store, uow.messagestore)
+    async with uow as transaction:
+        assert (metrics, store) == (transaction.metrics_store, transaction.messagestore)
+        await transaction.commit()
+    assert ["begin", "closed:committed"] == metrics.events
+
+
+async def test_a_message_store_that_skips_init_receives_nothing() -> None:
+    from messagebus import AsyncAbstractMessageStoreRepository
+
+    class NoInitStore(AsyncAbstractMessageStoreRepository):
+        def __init__(self) -> None:
+            self.publisher = None
+            self.stream_buffer = []
+
+        async def _add(self, message: Any) -> None:
+            pass
+
+    assert NoInitStore().received is None
+
+
 async def test_transaction_exposes_the_repositories(uow: AsyncInMemoryUnitOfWork) -> None:
     async with uow as transaction:
         assert uow.books is transaction.books

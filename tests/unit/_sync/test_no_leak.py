@@ -160,6 +160,46 @@ def test_a_repository_made_during_a_transaction_is_seen(
     assert ["1", "2"] == dispatched
 
 
+def set_behind_setattr(uow: Any, name: str, value: Any) -> None:
+    object.__setattr__(uow, name, value)
+
+
+def set_in_dict(uow: Any, name: str, value: Any) -> None:
+    vars(uow)[name] = value
+
+
+def set_after_reading_dict(uow: Any, name: str, value: Any) -> None:
+    assert "books" in vars(uow)
+    setattr(uow, name, value)
+
+
+@pytest.mark.parametrize(
+    ("set_repository", "after_a_command"),
+    [
+        (set_behind_setattr, False),
+        (set_in_dict, False),
+        (set_after_reading_dict, False),
+        # Once the repositories are known, only an attribute set or deleted the usual
+        # way makes the unit of work look again (see SyncAbstractUnitOfWork).
+        (set_after_reading_dict, True),
+    ],
+    ids=lambda value: getattr(value, "__name__", "after" if value else "before"),
+)
+def test_a_repository_set_without_the_unit_of_work_knowing_is_seen(
+    uow: SyncInMemoryUnitOfWork,
+    set_repository: Callable[[Any, str, Any], None],
+    after_a_command: bool,
+) -> None:
+    # The unit of work records the attributes its __setattr__ sets, so as never to read
+    # its __dict__ (see SyncAbstractUnitOfWork._members); these ways around it count too.
+    dispatched: list[str] = []
+    if after_a_command:
+        handle(uow, bus_adding_to("books", dispatched), "0")
+    set_repository(uow, "archive", SyncInMemoryBookRepository())
+    handle(uow, bus_adding_to("archive", dispatched), "1")
+    assert [*(["0"] if after_a_command else []), "1"] == dispatched
+
+
 def test_a_deleted_repository_is_no_longer_looked_at(
     uow: SyncInMemoryUnitOfWork,
 ) -> None:

@@ -189,6 +189,44 @@ def test_default_message_stores_are_not_shared() -> None:
     assert [] == second.messagestore.stream_buffer
 
 
+def test_class_level_stores_of_a_subclass_are_kept() -> None:
+    from messagebus import SyncSinkholeMessageStoreRepository
+
+    metrics = RecordingMetricsStore()
+    store = SyncSinkholeMessageStoreRepository()
+
+    class SharedStoresUnitOfWork(SyncAbstractUnitOfWork):  # type: ignore[type-arg]
+        metrics_store = metrics
+        messagestore = store
+
+        def commit(self) -> None:
+            pass
+
+        def rollback(self) -> None:
+            pass
+
+    uow = SharedStoresUnitOfWork()
+    assert (metrics, store) == (uow.metrics_store, uow.messagestore)
+    with uow as transaction:
+        assert (metrics, store) == (transaction.metrics_store, transaction.messagestore)
+        transaction.commit()
+    assert ["begin", "closed:committed"] == metrics.events
+
+
+def test_a_message_store_that_skips_init_receives_nothing() -> None:
+    from messagebus import SyncAbstractMessageStoreRepository
+
+    class NoInitStore(SyncAbstractMessageStoreRepository):
+        def __init__(self) -> None:
+            self.publisher = None
+            self.stream_buffer = []
+
+        def _add(self, message: Any) -> None:
+            pass
+
+    assert NoInitStore().received is None
+
+
 def test_transaction_exposes_the_repositories(uow: SyncInMemoryUnitOfWork) -> None:
     with uow as transaction:
         assert uow.books is transaction.books

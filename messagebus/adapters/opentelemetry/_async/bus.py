@@ -108,8 +108,7 @@ def _wrap_hooks(bus: AsyncMessageBus[Any], tracer: Tracer, msg_type: type[Messag
 
 def _instrument_unit_of_work(uow: AsyncAbstractUnitOfWork[Any, Any, Any], tracer: Tracer) -> None:
     """Make the commit and the rollback of ``uow`` spans, unless they are already."""
-    members = vars(uow)
-    if _TRACED_UOW in members:
+    if getattr(uow, _TRACED_UOW, None) is not None:
         return
     commit = uow.commit
     rollback = uow.rollback
@@ -123,6 +122,7 @@ def _instrument_unit_of_work(uow: AsyncAbstractUnitOfWork[Any, Any, Any], tracer
         with tracer.start_as_current_span("rollback", attributes=attributes):
             await rollback()
 
-    # Straight into __dict__: neither is a repository, the unit of work need not know.
-    members.update(commit=traced_commit, rollback=traced_rollback)
-    members[_TRACED_UOW] = tracer
+    # Quietly: none is a repository, and an open transaction reads them on the unit of work.
+    uow._set_quietly("commit", traced_commit)
+    uow._set_quietly("rollback", traced_rollback)
+    uow._set_quietly(_TRACED_UOW, tracer)

@@ -106,8 +106,7 @@ def _wrap_hooks(bus: SyncMessageBus[Any], tracer: Tracer, msg_type: type[Message
 
 def _instrument_unit_of_work(uow: SyncAbstractUnitOfWork[Any, Any, Any], tracer: Tracer) -> None:
     """Make the commit and the rollback of ``uow`` spans, unless they are already."""
-    members = vars(uow)
-    if _TRACED_UOW in members:
+    if getattr(uow, _TRACED_UOW, None) is not None:
         return
     commit = uow.commit
     rollback = uow.rollback
@@ -121,6 +120,7 @@ def _instrument_unit_of_work(uow: SyncAbstractUnitOfWork[Any, Any, Any], tracer:
         with tracer.start_as_current_span("rollback", attributes=attributes):
             rollback()
 
-    # Straight into __dict__: neither is a repository, the unit of work need not know.
-    members.update(commit=traced_commit, rollback=traced_rollback)
-    members[_TRACED_UOW] = tracer
+    # Quietly: none is a repository, and an open transaction reads them on the unit of work.
+    uow._set_quietly("commit", traced_commit)
+    uow._set_quietly("rollback", traced_rollback)
+    uow._set_quietly(_TRACED_UOW, tracer)

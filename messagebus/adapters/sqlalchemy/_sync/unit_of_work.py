@@ -103,18 +103,20 @@ class SyncSqlAlchemyUnitOfWork(
         publisher: SyncEventstreamPublisher | None = None,
         metrics_store: AbstractMetricsStore | None = None,
     ) -> None:
-        # None of these is a repository: set without the base class's __setattr__, which
-        # looks for repositories (a consumer builds a unit of work per message).
-        members = self.__dict__
-        members["engine"] = engine
-        members["_connection"] = None
-        members["messagestore"] = SyncSqlAlchemyMessageStoreRepository(
-            self,
-            tables=tables,
-            outbox=outbox,
-            stream=stream,
-            serializer=serializer,
-            publisher=publisher,
+        # None of these is a repository: set quietly (a consumer builds a unit of work
+        # per message).
+        self._set_quietly("engine", engine)
+        self._set_quietly("_connection", None)
+        self._set_quietly(
+            "messagestore",
+            SyncSqlAlchemyMessageStoreRepository(
+                self,
+                tables=tables,
+                outbox=outbox,
+                stream=stream,
+                serializer=serializer,
+                publisher=publisher,
+            ),
         )
         if metrics_store is not None:
             self.metrics_store = metrics_store  # type: ignore[assignment]
@@ -168,7 +170,7 @@ class SyncSqlAlchemyUnitOfWork(
         except BaseException:
             connection.close()
             raise
-        self.__dict__["_connection"] = connection  # not a repository: no __setattr__
+        self._set_quietly("_connection", connection)
         return transaction
 
     def commit(self) -> None:
@@ -188,8 +190,8 @@ class SyncSqlAlchemyUnitOfWork(
 
     def release(self) -> None:
         """Return the connection to the pool: the transaction is closed, however it ended."""
-        members = self.__dict__
-        connection, members["_connection"] = members.get("_connection"), None
+        connection = self._connection
+        self._set_quietly("_connection", None)
         if connection is None:
             return
         try:
