@@ -21,8 +21,9 @@ Each round, per implementation: the consumer process starts and subscribes; the 
 commits ``--messages`` events; the publisher starts, and the rate is the messages over the
 time from its start to the consumer's last commit (*msg/s*). The consumer's CPU time per
 message is its process's CPU time from its first message to its last, over the messages
-(*cpu us*). Then, at a moderate rate (``--rate``, 150/s), the writer commits
-``--latency-messages`` more, one by one, with the publisher running: the latency of each is
+(*cpu us*). Then, once the consumer has handled them all, at a moderate rate (``--rate``,
+150/s), the writer commits ``--latency-messages`` more, one by one, with the publisher
+running: the latency of each is
 from the writer's commit to the consumer's commit (*p50*, *p99*; perf_counter is
 system-wide, so the two processes' clocks agree).
 
@@ -378,6 +379,24 @@ async def cleanup_broker(kind: str, broker: Any, names: Names) -> None:
         print(f"  (cleanup of {kind} {names.destination} failed: {exc!r})", file=sys.stderr)
 
 
+async def wait_until_handled(
+    engine: AsyncEngine, projection: Table, count: int, timeout: float
+) -> None:
+    """Wait until the consumer has written ``count`` rows of the projection."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        async with engine.connect() as connection:
+            handled = (
+                await connection.execute(select(func.count()).select_from(projection))
+            ).scalar_one()
+        if handled >= count:
+            break
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"the consumer handled {handled} of {count} in {timeout} s")
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.1)  # its last acknowledgements
+
+
 def _figures_line(child: subprocess.Popen[str]) -> str:
     assert child.stdout is not None
     for line in child.stdout:
@@ -465,7 +484,9 @@ async def one_run(  # noqa: PLR0915 - one scenario, step by step
                 published = time.perf_counter()
                 break
             await asyncio.sleep(0.02)
-        await asyncio.sleep(min(2.0, args.messages / 300))  # the consumer catches up
+        # The consumer catches up before the latency part, which would otherwise measure
+        # the queue behind the backlog on a slow machine rather than one message's way.
+        await wait_until_handled(engine, projection, args.messages, args.timeout)
         await writer.write(args.latency_messages, args.messages, 1 / args.rate)
         line = await asyncio.wait_for(asyncio.to_thread(_figures_line, child), args.timeout)
         stop()
