@@ -25,7 +25,10 @@ message is its process's CPU time from its first message to its last, over the m
 150/s), the writer commits ``--latency-messages`` more, one by one, with the publisher
 running: the latency of each is
 from the writer's commit to the consumer's commit (*p50*, *p99*; perf_counter is
-system-wide, so the two processes' clocks agree).
+system-wide, so the two processes' clocks agree). The p50 is split in three, each the
+median over the messages and then over the rounds: *relay*, from the commit until the
+publisher hands the message to the broker's client; *broker*, from then until the
+consumer's handler receives it; *consumer*, the rest of the p50, until its commit.
 
 Every run checks that each message was committed once in the projection and the inbox.
 """
@@ -142,6 +145,7 @@ async def consume(  # noqa: PLR0915 - two consumers side by side
     # FastStream logs each message at INFO, on stdout: the figures go there.
     broker = broker_from_url(URLS[kind], log_level=logging.DEBUG)
     committed: dict[str, float] = {}
+    received: dict[str, float] = {}
     cpu: list[float] = []
     done = asyncio.Event()
 
@@ -177,6 +181,7 @@ async def consume(  # noqa: PLR0915 - two consumers side by side
         async def timed(body: bytes | str, headers: Any = None) -> Any:
             if not cpu:
                 cpu.append(time.process_time())
+            received[headers["message-id"]] = time.perf_counter()
             outcome = await receive(body, headers)
             record(headers["message-id"])
             return outcome
@@ -191,6 +196,7 @@ async def consume(  # noqa: PLR0915 - two consumers side by side
         async def on_message(message: Annotated[StreamMessage[Any], Context("message")]) -> None:
             if not cpu:
                 cpu.append(time.process_time())
+            received[message.headers["message-id"]] = time.perf_counter()
             received_at = datetime.now(UTC)
             envelope = json.loads(message.body)
             event = BookRegistered.model_validate(
@@ -236,6 +242,7 @@ async def consume(  # noqa: PLR0915 - two consumers side by side
         json.dumps(
             {
                 "committed": committed,
+                "received": received,
                 "cpu": (cpu[-1] - cpu[0]) / max(expected - 1, 1),
                 "first": times[0],
             }
@@ -413,6 +420,8 @@ class Run:
     cpu_us: float
     p50_ms: float
     p99_ms: float
+    split_ms: list[float]
+    """The p50's parts: commit to publish (relay), publish to receipt (broker), the rest."""
     errors: list[str]
 
 
@@ -451,12 +460,20 @@ async def one_run(  # noqa: PLR0915 - one scenario, step by step
         writer = Writer(engine, producer, wake)
         await writer.write(args.messages, 0)
         writer.committed.clear()
+        sent: dict[str, float] = {}  # when each message was handed to the broker
         if impl != "floor":
             transport = FastStreamTransport(
                 broker,
                 destination=names.destination,
                 jetstream=names.tag if kind == "nats" else None,
             )
+            send_envelope = transport.send_envelope
+
+            async def timed_send(envelope: Any, *, stream: str | None) -> None:
+                sent[envelope["id"]] = time.perf_counter()
+                await send_envelope(envelope, stream=stream)
+
+            transport.send_envelope = timed_send  # type: ignore[method-assign]
             relay = AsyncOutboxRelay(
                 engine, transport, outbox=producer.outbox, batch_size=BATCH, progress_interval=None
             )
@@ -464,7 +481,12 @@ async def one_run(  # noqa: PLR0915 - one scenario, step by step
             task = asyncio.create_task(relay.run())
             stop: Callable[[], None] = relay.stop
         else:
-            publish = raw_publisher(kind, broker, names.destination, names.tag)
+            raw = raw_publisher(kind, broker, names.destination, names.tag)
+
+            async def publish(body: bytes, headers: dict[str, str]) -> None:
+                sent[headers["message-id"]] = time.perf_counter()
+                await raw(body, headers)
+
             started = time.perf_counter()
             task = asyncio.create_task(floor_publisher(engine, producer.outbox, publish, wake))
             stop = task.cancel
@@ -502,6 +524,14 @@ async def one_run(  # noqa: PLR0915 - one scenario, step by step
             if message_id in committed
         ]
         cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+        received: dict[str, float] = figures["received"]
+        steps = [
+            (sent[message_id] - at, received[message_id] - sent[message_id])
+            for message_id, at in writer.committed.items()
+            if message_id in committed and message_id in sent
+        ]
+        split = [statistics.median(step) * 1000 for step in zip(*steps, strict=True)]
+        split.append(statistics.median(latencies) - sum(split))
         async with engine.connect() as connection:
             books = (
                 await connection.execute(select(func.count()).select_from(projection))
@@ -515,7 +545,7 @@ async def one_run(  # noqa: PLR0915 - one scenario, step by step
         if (books, inbox, twice) != (total, total, 0):
             errors.append(f"{books} books, {inbox} inbox rows, {twice} twice, of {total}")
         published_rate = args.messages / (published - started)
-        return Run(published_rate, rate, figures["cpu"] * 1e6, cuts[49], cuts[98], errors)
+        return Run(published_rate, rate, figures["cpu"] * 1e6, cuts[49], cuts[98], split, errors)
     finally:
         if child is not None and child.poll() is None:
             child.kill()
@@ -583,15 +613,18 @@ async def broker_section(kind: str, args: argparse.Namespace) -> tuple[bool, boo
     result = await bench(kind, args)
     print(
         f"{'broker':7} {'impl':12} {'pub/s':>7} {'msg/s':>7} {'cpu us':>7} {'p50 ms':>7} "
-        f"{'p99 ms':>7}"
+        f"{'p99 ms':>7}  p50 split: relay, broker, consumer (ms; median of rounds)"
     )
-    for impl in result.runs:
+    for impl, runs in result.runs.items():
+        parts = zip(*(run.split_ms for run in runs), strict=True)
+        split = [statistics.median(part) for part in parts]
         print(
             f"{kind:7} {impl:12} {result.best(impl, 'published', lowest=False):7.0f} "
             f"{result.best(impl, 'rate', lowest=False):7.0f} "
             f"{result.best(impl, 'cpu_us', lowest=True):7.0f} "
             f"{result.best(impl, 'p50_ms', lowest=True):7.2f} "
-            f"{result.best(impl, 'p99_ms', lowest=True):7.2f}"
+            f"{result.best(impl, 'p99_ms', lowest=True):7.2f}  "
+            + " / ".join(f"{part:.2f}" for part in split)
         )
     slowest = min(run.rate for runs in result.runs.values() for run in runs)
     if slowest < 2 * args.rate:
