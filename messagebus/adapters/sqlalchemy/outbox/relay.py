@@ -43,6 +43,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
+from types import TracebackType
 from typing import Literal
 
 from sqlalchemy import MetaData, Table, delete, select
@@ -175,10 +176,13 @@ class AsyncOutboxRelay:
         # costs less: aiosqlite's thread would be called twice more per connection
         # to set the isolation level and to reset it, against once for the COMMIT.
         self._connect: Callable[[], AbstractAsyncContextManager[AsyncConnection]] = (
-            engine.execution_options(isolation_level="AUTOCOMMIT").connect
-            if engine.dialect.name == "postgresql"
-            else engine.begin
+            self._kept_connection if engine.dialect.name == "postgresql" else engine.begin
         )
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # While run() runs on PostgreSQL, the connection of the last statement is kept
+        # for the next one (see _KeptConnection).
+        self._keeping = False
+        self._kept: AsyncConnection | None = None
         self._statements = RelayStatements(
             self.outbox, engine.dialect.name, block_on_dead=on_dead == "block"
         )
@@ -250,11 +254,16 @@ class AsyncOutboxRelay:
         before). Cancelling its task ends it promptly, whatever it was doing.
         """
         self._look_all = True
+        self._keeping = True
         try:
             async with listen(self.engine, self.outbox.name, self.wake) as keep_listening:
                 await self._serve(keep_listening)
         finally:
             self._stopping.clear()  # a stopped relay can be run again
+            self._keeping = False
+            kept, self._kept = self._kept, None
+            if kept is not None:
+                await kept.close()
 
     async def _serve(self, keep_listening: Callable[[], Awaitable[None]]) -> None:
         active: dict[str, asyncio.Task[int]] = {}
@@ -342,6 +351,9 @@ class AsyncOutboxRelay:
             )
         finally:
             waiter.cancel()
+
+    def _kept_connection(self) -> _KeptConnection:
+        return _KeptConnection(self)
 
     async def run_once(self) -> int:
         """Deliver the due streams once; return how many rows were delivered.
@@ -444,6 +456,50 @@ class AsyncOutboxRelay:
             if deleted.rowcount < chunk:
                 break
         return purged
+
+
+class _KeptConnection:
+    """A connection for one statement of the relay on PostgreSQL, kept for the next one.
+
+    ``async with`` takes the connection the relay kept, or a new one from the engine's
+    pool (in autocommit). After a statement that succeeded, while :meth:`~AsyncOutboxRelay.run`
+    runs, the relay keeps the connection if it keeps none yet: the next statement, often
+    the next claim, is sent at once, with no pool checkout nor checkin before it (about a
+    quarter of a millisecond of the time from a commit to the send, measured with
+    asyncpg). Other connections, and any after an error or a cancellation, are closed
+    as usual. A kept connection that died meanwhile fails its next statement, which the
+    relay runs again on a new one (see ``StreamDelivery._transact_retrying``).
+    """
+
+    __slots__ = ("conn", "relay")
+
+    def __init__(self, relay: AsyncOutboxRelay) -> None:
+        self.relay = relay
+        self.conn: AsyncConnection | None = None
+
+    async def __aenter__(self) -> AsyncConnection:
+        relay = self.relay
+        conn, relay._kept = relay._kept, None
+        if conn is None:
+            conn = await relay._autocommit.connect()
+        self.conn = conn
+        return conn
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        conn = self.conn
+        assert conn is not None  # set by __aenter__
+        self.conn = None
+        relay = self.relay
+        if exc_type is None and relay._keeping and relay._kept is None and not conn.invalidated:
+            # Each statement committed on its own (autocommit): nothing is left open.
+            relay._kept = conn
+            return
+        await conn.__aexit__(exc_type, exc, tb)
 
 
 def _reap(active: dict[str, asyncio.Task[int]]) -> None:
