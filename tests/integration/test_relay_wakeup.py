@@ -18,7 +18,11 @@ from sqlalchemy import event, update
 
 from messagebus import SinkholeMetricsStore
 from messagebus.adapters.sqlalchemy import AsyncOutboxRelay, AsyncSqlAlchemyUnitOfWork
-from messagebus.adapters.sqlalchemy.outbox.wakeup import NOTIFIED_STREAMS, notify_statement
+from messagebus.adapters.sqlalchemy.outbox.wakeup import (
+    NOTIFIED_STREAMS,
+    notify_statement,
+    outbox_committed,
+)
 from tests.integration.relay_support import (
     Numbered,
     OutboxDatabase,
@@ -92,6 +96,32 @@ async def test_a_commit_of_the_unit_of_work_wakes_the_relay(db: OutboxDatabase) 
         relay.stop()
         await asyncio.wait_for(task, timeout=10)
         await relay.engine.dispose()
+
+
+@pytest.mark.parametrize("where", ["in the relay's thread", "in another thread"])
+async def test_the_signal_of_a_commit_wakes_the_relay_from_any_thread(
+    tmp_path: Path, where: str
+) -> None:
+    # SQLite: no NOTIFY, the signal of the process is the only one.
+    async with outbox_database("sqlite", tmp_path) as db:
+        transport = RecordingTransport()
+        relay = AsyncOutboxRelay(db.engine, transport, outbox=db.outbox, poll_interval=NEVER)
+        task = await running(relay)
+        try:
+            ids = await db.add({"a": 2})  # written without a signal
+            if where == "in another thread":
+                await asyncio.to_thread(outbox_committed, db.engine.url, db.outbox.name, ["a"])
+            else:
+                outbox_committed(db.engine.url, db.outbox.name, ["a"])
+
+            async def sent() -> bool:
+                """the signal woke the relay, which sent the rows"""
+                return ids == transport.sent
+
+            await eventually(sent)
+        finally:
+            relay.stop()
+            await asyncio.wait_for(task, timeout=10)
 
 
 async def test_polling_delivers_when_no_commit_wakes_the_relay(db: OutboxDatabase) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import TYPE_CHECKING, Any
 
@@ -98,9 +99,15 @@ async def listen(
     (the relay does at each poll): it listens again if the connection was lost.
     """
     loop = asyncio.get_running_loop()
+    loop_thread = threading.get_ident()
 
     def threadsafe_wake(streams: Collection[str] | None) -> None:
-        loop.call_soon_threadsafe(wake, streams)
+        if threading.get_ident() == loop_thread:
+            # A commit in the relay's own loop (the usual case): no need to write to the
+            # loop's self-pipe, and to read it back, to wake it.
+            loop.call_soon(wake, streams)
+        else:
+            loop.call_soon_threadsafe(wake, streams)
 
     key = _key(engine.url, table)
     _waiting.setdefault(key, set()).add(threadsafe_wake)
