@@ -7,6 +7,7 @@ dying between two statements, and gives it back when it stops.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -32,7 +33,7 @@ async def db(tmp_path: Path) -> AsyncIterator[OutboxDatabase]:
 
 
 async def test_the_kept_connection_is_replaced_when_it_dies_and_given_back_at_the_end(
-    db: OutboxDatabase,
+    db: OutboxDatabase, caplog: pytest.LogCaptureFixture
 ) -> None:
     name = f"{db.prefix}kept"
     engine = named_engine(db, name)
@@ -58,6 +59,7 @@ async def test_the_kept_connection_is_replaced_when_it_dies_and_given_back_at_th
         # They die between two statements (with those idle in the engine's pool): the
         # next statement runs on a new connection.
         assert await kill_backends(db, name) >= 2
+        caplog.clear()
         second = await db.add({"a": 2, "c": 1})
         relay.wake()
 
@@ -67,6 +69,8 @@ async def test_the_kept_connection_is_replaced_when_it_dies_and_given_back_at_th
 
         await eventually(all_sent_once)
         assert len(transport.sent) == len(set(transport.sent))
+        # Replaced at once, as a dead connection of the pool is: no error, no backoff.
+        assert [r.message for r in caplog.records if r.levelno >= logging.WARNING] == []
     finally:
         relay.stop()
         await asyncio.wait_for(task, timeout=10)

@@ -24,6 +24,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -60,6 +61,26 @@ async def run_to_end(work: Awaitable[T]) -> T:
                 await task
         task.cancel()
         raise
+
+
+async def on_a_live_connection(
+    connect: Callable[[], AbstractAsyncContextManager[AsyncConnection]],
+    work: Callable[[AsyncConnection], Awaitable[T]],
+) -> T:
+    """Run ``work`` on a connection of ``connect``; once more on a new one if it was dead.
+
+    A connection that died while it waited (in the pool, or kept by the relay) fails
+    its first statement: ``work`` runs again on a connection that is new, the dead one
+    having been dropped. Only for work that is safe to repeat.
+    """
+    try:
+        async with connect() as conn:
+            return await work(conn)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    async with connect() as conn:
+        return await work(conn)
 
 
 class SendDeadline:
@@ -162,19 +183,9 @@ class StreamDelivery:
 
     async def _transact_retrying(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         # Nearly every write of the relay is one statement, atomic on its own: see
-        # AsyncOutboxRelay._connect.
-        relay = self.relay
-        connect = relay._connect
-        try:
-            async with connect() as conn:
-                return await work(conn)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-        # The pool dropped the dead connection: the next one is new. Every statement of
-        # this module is safe to repeat (each checks the state it changes).
-        async with connect() as conn:
-            return await work(conn)
+        # AsyncOutboxRelay._connect. Every statement of this module is safe to repeat
+        # (each checks the state it changes).
+        return await on_a_live_connection(self.relay._connect, work)
 
     async def run(self, limit: int, *, batches: int = 1) -> int:
         """Deliver up to ``batches`` batches of ``limit`` rows of the stream, in order.

@@ -51,7 +51,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from messagebus.adapters.sqlalchemy.outbox.backoff import Backoff
-from messagebus.adapters.sqlalchemy.outbox.delivery import StreamDelivery, run_to_end
+from messagebus.adapters.sqlalchemy.outbox.delivery import (
+    StreamDelivery,
+    on_a_live_connection,
+    run_to_end,
+)
 from messagebus.adapters.sqlalchemy.outbox.reasons import error_reason
 from messagebus.adapters.sqlalchemy.outbox.statements import RelayStatements
 from messagebus.adapters.sqlalchemy.outbox.wakeup import listen
@@ -242,8 +246,10 @@ class AsyncOutboxRelay:
         return await run_to_end(self._count_pending())
 
     async def _count_pending(self) -> int:
-        async with self._connect() as conn:
+        async def count(conn: AsyncConnection) -> int:
             return int((await conn.execute(self._statements.count_pending())).scalar_one())
+
+        return await on_a_live_connection(self._connect, count)
 
     async def run(self) -> None:
         """Deliver rows until :meth:`stop` is called, or the task is cancelled.
@@ -395,13 +401,16 @@ class AsyncOutboxRelay:
 
     async def _read_due_streams(self, skip: set[str]) -> list[str]:
         size = _WINDOW * self.batch_size
-        async with self._connect() as conn:
+
+        async def read(conn: AsyncConnection) -> list[str]:
             heads = (await conn.execute(self._statements.due_streams(size))).all()
             due = [stream for stream, _, is_due in heads if is_due and stream not in skip]
             if not due and sum(rows for _, rows, _ in heads) >= size:
                 heads = (await conn.execute(self._statements.due_streams(None))).all()
                 due = [stream for stream, _, is_due in heads if is_due and stream not in skip]
-        return due[: self.batch_size]
+            return due
+
+        return (await on_a_live_connection(self._connect, read))[: self.batch_size]
 
     async def _chores(self) -> None:
         """Log the progress and purge the delivered rows, when their time has come."""
@@ -468,7 +477,7 @@ class _KeptConnection:
     quarter of a millisecond of the time from a commit to the send, measured with
     asyncpg). Other connections, and any after an error or a cancellation, are closed
     as usual. A kept connection that died meanwhile fails its next statement, which the
-    relay runs again on a new one (see ``StreamDelivery._transact_retrying``).
+    relay runs again on a new one (see ``on_a_live_connection``).
     """
 
     __slots__ = ("conn", "relay")
