@@ -1,7 +1,8 @@
 """On PostgreSQL a running relay keeps the connection of its last statement for the next.
 
 It holds one connection more than its listener while it runs, survives that connection
-dying between two statements, and gives it back when it stops.
+dying between two statements, gives it back when it stops, and keeps none that a small
+pool, shared with the application, would miss.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from messagebus.adapters.sqlalchemy import AsyncOutboxRelay, Backoff
 from tests.integration.relay_support import (
@@ -78,4 +81,37 @@ async def test_the_kept_connection_is_replaced_when_it_dies_and_given_back_at_th
         assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
         assert all(row["delivered_at"] is not None for row in await db.rows())
     finally:
+        await engine.dispose()
+
+
+async def test_a_relay_keeps_no_connection_that_a_small_shared_pool_needs(
+    db: OutboxDatabase,
+) -> None:
+    # Two connections in all: the listener's, and one for the relay's statements and
+    # the application's transactions, in turn.
+    engine = create_async_engine(db.engine.url, pool_size=2, max_overflow=0, pool_timeout=2)
+    transport = RecordingTransport()
+    relay = AsyncOutboxRelay(engine, transport, outbox=db.outbox, poll_interval=60, backoff=FAST)
+    task = asyncio.create_task(relay.run())
+    try:
+        ids = await db.add({"a": 3})
+        relay.wake()
+
+        async def all_sent() -> bool:
+            """every row was sent"""
+            return sorted(transport.sent) == sorted(ids)
+
+        await eventually(all_sent)
+
+        async def idle_with_its_listener_only() -> bool:
+            """the relay holds its listener's connection, and no other"""
+            return engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+
+        await eventually(idle_with_its_listener_only)
+        # The application gets the other connection at once (pool_timeout=2 otherwise).
+        async with engine.connect() as conn:
+            assert await conn.scalar(text("SELECT 1")) == 1
+    finally:
+        relay.stop()
+        await asyncio.wait_for(task, timeout=10)
         await engine.dispose()

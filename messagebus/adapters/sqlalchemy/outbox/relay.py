@@ -49,6 +49,7 @@ from typing import Literal
 from sqlalchemy import MetaData, Table, delete, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import Pool
 
 from messagebus.adapters.sqlalchemy.outbox.backoff import Backoff
 from messagebus.adapters.sqlalchemy.outbox.delivery import (
@@ -472,12 +473,14 @@ class _KeptConnection:
 
     ``async with`` takes the connection the relay kept, or a new one from the engine's
     pool (in autocommit). After a statement that succeeded, while :meth:`~AsyncOutboxRelay.run`
-    runs, the relay keeps the connection if it keeps none yet: the next statement, often
-    the next claim, is sent at once, with no pool checkout nor checkin before it (about a
-    quarter of a millisecond of the time from a commit to the send, measured with
-    asyncpg). Other connections, and any after an error or a cancellation, are closed
-    as usual. A kept connection that died meanwhile fails its next statement, which the
-    relay runs again on a new one (see ``on_a_live_connection``).
+    runs, the relay keeps the connection if it keeps none yet and the pool has room left
+    within its size (an application that shares a small pool with the relay is not kept
+    waiting): the next statement, often the next claim, is sent at once, with no pool
+    checkout nor checkin before it (about a quarter of a millisecond of the time from a
+    commit to the send, measured with asyncpg). Other connections, and any after an error
+    or a cancellation, are closed as usual. A kept connection that died meanwhile fails
+    its next statement, which the relay runs again on a new one (see
+    ``on_a_live_connection``).
     """
 
     __slots__ = ("conn", "relay")
@@ -504,11 +507,26 @@ class _KeptConnection:
         assert conn is not None  # set by __aenter__
         self.conn = None
         relay = self.relay
-        if exc_type is None and relay._keeping and relay._kept is None and not conn.invalidated:
+        if (
+            exc_type is None
+            and relay._keeping
+            and relay._kept is None
+            and not conn.invalidated
+            and _room_left(relay.engine.pool)
+        ):
             # Each statement committed on its own (autocommit): nothing is left open.
             relay._kept = conn
             return
         await conn.__aexit__(exc_type, exc, tb)
+
+
+def _room_left(pool: Pool) -> bool:
+    """Whether the pool can hand out a connection more within its size (not its overflow).
+
+    A pool without a size (``NullPool``) opens a connection per checkout: always.
+    """
+    size = getattr(pool, "size", None)
+    return size is None or pool.checkedout() < size()  # type: ignore[attr-defined]
 
 
 def _reap(active: dict[str, asyncio.Task[int]]) -> None:
