@@ -2,7 +2,7 @@
 
 It holds one connection more than its listener while it runs, survives that connection
 dying between two statements, gives it back when it stops, and keeps none that a small
-pool, shared with the application, would miss.
+pool would miss, whether the application or another relay shares it.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from tests.integration.relay_support import (
     OutboxDatabase,
     RecordingTransport,
     eventually,
+    in_order_per_stream,
     kill_backends,
     named_engine,
     outbox_database,
@@ -115,3 +116,42 @@ async def test_a_relay_keeps_no_connection_that_a_small_shared_pool_needs(
         relay.stop()
         await asyncio.wait_for(task, timeout=10)
         await engine.dispose()
+
+
+async def test_two_relays_on_one_small_pool_send_every_row_once_in_order(
+    db: OutboxDatabase, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two listeners and one connection left, which the two relays take in turn: a relay
+    # that kept it would starve the other one (pool_timeout=2, then errors).
+    engine = create_async_engine(db.engine.url, pool_size=3, max_overflow=0, pool_timeout=2)
+    ids = await db.add({f"s{n}": 20 for n in range(3)})
+    transports = [RecordingTransport(delay=0.001), RecordingTransport(delay=0.001)]
+    relays = [
+        AsyncOutboxRelay(
+            engine, transport, outbox=db.outbox, poll_interval=0.05, backoff=FAST, batch_size=5
+        )
+        for transport in transports
+    ]
+    tasks = [asyncio.create_task(relay.run()) for relay in relays]
+    try:
+
+        async def nothing_pending() -> bool:
+            """every row was marked delivered"""
+            return all(row["delivered_at"] is not None for row in await db.rows())
+
+        await eventually(nothing_pending, timeout=30)
+    finally:
+        for relay in relays:
+            relay.stop()
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
+    try:
+        assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()
+    sent = transports[0].sent + transports[1].sent
+    assert sorted(sent) == sorted(ids)  # none lost, none sent twice
+    stream_of = await db.stream_of()
+    for transport in transports:
+        assert in_order_per_stream(transport.sent, ids, stream_of)
+    # Neither relay waited for a connection until the pool gave up.
+    assert [r.message for r in caplog.records if r.levelno >= logging.WARNING] == []
